@@ -1,0 +1,255 @@
+using System.Text;
+using Apm.Influx;
+using Apm.Kafka;
+using Apm.Protocol.V1;
+using Confluent.Kafka;
+using Google.Protobuf;
+using Microsoft.Extensions.Logging;
+
+namespace Apm.Aggregator;
+
+/// <summary>
+/// One aggregator instance: a member of the consumer group on the samples topic. It decodes messages,
+/// writes their points to InfluxDB in batches and commits offsets only after the batch is stored
+/// (at-least-once; replays rewrite identical points). Undecodable messages go to the dead-letter topic.
+/// <see cref="Run"/> blocks: call it on a dedicated thread.
+/// </summary>
+public sealed partial class SampleConsumer : IDisposable
+{
+    private readonly AggregatorOptions _options;
+    private readonly AggregatorMetrics _metrics;
+    private readonly ILogger _logger;
+    private readonly Func<string, CancellationToken, Task> _write;
+    private readonly IConsumer<string, byte[]> _consumer;
+    private readonly IProducer<string, byte[]> _deadLetters;
+    private readonly string _topic;
+    private readonly string _deadLetterTopic;
+    private readonly Dictionary<TopicPartition, TopicPartitionOffset> _pending = [];
+    private readonly Dictionary<string, JvmSample> _previous = new(StringComparer.Ordinal);
+    private LineProtocolBuilder _batch = new();
+    private int _batchPoints;
+    private DateTime _batchStarted;
+    private CancellationToken _stopping;
+
+    /// <param name="write">Stores a batch of line protocol; throws when it could not (the batch is then retried).</param>
+    public SampleConsumer(KafkaOptions kafka, AggregatorOptions options, AggregatorMetrics metrics, ILogger logger,
+        Func<string, CancellationToken, Task> write, string? topic = null, string? deadLetterTopic = null)
+    {
+        ArgumentNullException.ThrowIfNull(kafka);
+        _options = options;
+        _metrics = metrics;
+        _logger = logger;
+        _write = write;
+        _topic = topic ?? ApmTopics.Samples;
+        _deadLetterTopic = deadLetterTopic ?? ApmTopics.DeadLetter;
+        var config = kafka.CreateConsumerConfig(options.GroupId);
+        config.EnableAutoCommit = false;
+        config.AutoOffsetReset = AutoOffsetReset.Earliest;
+        // A batch is retried until InfluxDB takes it; stay in the group meanwhile (see docs/operations).
+        config.MaxPollIntervalMs = (int)TimeSpan.FromMinutes(10).TotalMilliseconds;
+        _consumer = new ConsumerBuilder<string, byte[]>(config)
+            .SetErrorHandler((_, e) => LogKafkaError(_logger, e.Code, e.Reason))
+            .SetPartitionsAssignedHandler((c, parts) =>
+            {
+                _metrics.AssignedPartitions = c.Assignment.Count + parts.Count;
+                LogAssigned(_logger, string.Join(",", parts.Select(p => p.Partition.Value)));
+            })
+            .SetPartitionsRevokedHandler((c, parts) =>
+            {
+                // Store what we hold before another member takes these partitions: no loss, no replay.
+                FlushBatch();
+                foreach (var p in parts) _pending.Remove(p.TopicPartition);
+                _previous.Clear();
+                _metrics.AssignedPartitions = Math.Max(0, c.Assignment.Count - parts.Count);
+                LogRevoked(_logger, string.Join(",", parts.Select(p => p.Partition.Value)));
+            })
+            .SetPartitionsLostHandler((_, parts) =>
+            {
+                _pending.Clear();
+                _batch = new LineProtocolBuilder();
+                _batchPoints = 0;
+                _previous.Clear();
+                LogLost(_logger, parts.Count);
+            })
+            .Build();
+        _deadLetters = new ProducerBuilder<string, byte[]>(kafka.CreateProducerConfig()).Build();
+    }
+
+    /// <summary>Consumes until <paramref name="stoppingToken"/> fires, then stores and commits what it holds.</summary>
+    public void Run(CancellationToken stoppingToken)
+    {
+        _stopping = stoppingToken;
+        _consumer.Subscribe(_topic);
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                var wait = _batchPoints == 0 ? TimeSpan.FromMilliseconds(200)
+                    : _options.BatchMaxDelay - (DateTime.UtcNow - _batchStarted);
+                ConsumeResult<string, byte[]>? result = null;
+                if (wait > TimeSpan.Zero)
+                {
+                    try
+                    {
+                        result = _consumer.Consume(wait);
+                    }
+                    catch (ConsumeException ex)
+                    {
+                        LogConsumeError(_logger, ex.Error.Reason);
+                    }
+                }
+
+                if (result is { IsPartitionEOF: false, Message: not null }) Handle(result);
+                if (_batchPoints >= _options.BatchMaxPoints || (_pending.Count > 0 && DateTime.UtcNow - _batchStarted >= _options.BatchMaxDelay))
+                {
+                    FlushBatch();
+                }
+            }
+
+            FlushBatch();
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopped while a batch was being retried: it was not committed, so it will be replayed.
+        }
+        finally
+        {
+            _consumer.Close();
+        }
+    }
+
+    public void Dispose()
+    {
+        _consumer.Dispose();
+        _deadLetters.Flush(TimeSpan.FromSeconds(5));
+        _deadLetters.Dispose();
+    }
+
+    private void Handle(ConsumeResult<string, byte[]> result)
+    {
+        _metrics.Consumed();
+        if (_pending.Count == 0) _batchStarted = DateTime.UtcNow;
+        _pending[result.TopicPartition] = new TopicPartitionOffset(result.TopicPartition, result.Offset + 1);
+        CollectorMessage message;
+        try
+        {
+            message = CollectorMessage.Parser.ParseFrom(result.Message.Value ?? []);
+        }
+        catch (InvalidProtocolBufferException ex)
+        {
+            DeadLetter(result, "undecodable: " + ex.Message);
+            return;
+        }
+
+        if (SamplePoints.Validate(message) is { } problem)
+        {
+            DeadLetter(result, "invalid: " + problem);
+            return;
+        }
+
+        JvmSample? previous = null;
+        if (message.BodyCase == CollectorMessage.BodyOneofCase.Sample)
+        {
+            var s = message.Sample;
+            if (_previous.TryGetValue(s.Jvm.JvmId, out previous))
+            {
+                if (s.Sequence > previous.Sequence + 1) _metrics.SequenceGap();
+                if (s.Sequence <= previous.Sequence) previous = null; // a replay or a restarted collector
+            }
+
+            _previous[s.Jvm.JvmId] = s;
+        }
+        else if (message.Status.State == JvmStatus.Types.State.Gone)
+        {
+            _previous.Remove(message.Status.Jvm.JvmId);
+        }
+
+        _batchPoints += SamplePoints.Append(_batch, message, previous);
+    }
+
+    private void DeadLetter(ConsumeResult<string, byte[]> result, string reason)
+    {
+        _metrics.DeadLetter();
+        LogDeadLetter(_logger, result.TopicPartitionOffset.ToString(), reason);
+        var headers = new Headers
+        {
+            { "apm-error", Encoding.UTF8.GetBytes(reason) },
+            { "apm-source", Encoding.UTF8.GetBytes(result.TopicPartitionOffset.ToString()) },
+        };
+        if (result.Message.Headers != null)
+        {
+            foreach (var h in result.Message.Headers) headers.Add(h.Key, h.GetValueBytes());
+        }
+
+        _deadLetters.Produce(_deadLetterTopic, new Message<string, byte[]> { Key = result.Message.Key, Value = result.Message.Value, Headers = headers });
+    }
+
+    private void FlushBatch()
+    {
+        if (_pending.Count == 0) return;
+        if (_batchPoints > 0)
+        {
+            var text = _batch.ToString();
+            var delay = _options.RetryInitialDelay;
+            while (true)
+            {
+                _stopping.ThrowIfCancellationRequested();
+                try
+                {
+                    _write(text, _stopping).GetAwaiter().GetResult();
+                    break;
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    _metrics.WriteFailed();
+                    LogWriteFailed(_logger, _batchPoints, delay, ex.Message);
+                    _stopping.WaitHandle.WaitOne(delay);
+                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.RetryMaxDelay.Ticks));
+                }
+            }
+
+            _metrics.Written(_batchPoints);
+        }
+
+        // Dead letters must be durable before their offsets are committed.
+        while (_deadLetters.Flush(TimeSpan.FromSeconds(1)) > 0) _stopping.ThrowIfCancellationRequested();
+        try
+        {
+            _consumer.Commit(_pending.Values);
+            _metrics.Committed();
+        }
+        catch (KafkaException ex)
+        {
+            // The points are stored; an uncommitted offset only means a harmless replay.
+            LogCommitFailed(_logger, ex.Error.Reason);
+        }
+
+        _pending.Clear();
+        _batch = new LineProtocolBuilder();
+        _batchPoints = 0;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Kafka error {Code}: {Reason}")]
+    private static partial void LogKafkaError(ILogger logger, ErrorCode code, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Consume failed: {Reason}")]
+    private static partial void LogConsumeError(ILogger logger, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Partitions assigned: {Partitions}")]
+    private static partial void LogAssigned(ILogger logger, string partitions);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Partitions revoked: {Partitions}")]
+    private static partial void LogRevoked(ILogger logger, string partitions);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} partitions lost; their uncommitted messages will be replayed by the new owner")]
+    private static partial void LogLost(ILogger logger, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Dead-lettered message at {Source}: {Reason}")]
+    private static partial void LogDeadLetter(ILogger logger, string source, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Writing {Points} points failed, retrying in {Delay}: {Reason}")]
+    private static partial void LogWriteFailed(ILogger logger, int points, TimeSpan delay, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Offset commit failed (points are stored; the batch may replay): {Reason}")]
+    private static partial void LogCommitFailed(ILogger logger, string reason);
+}

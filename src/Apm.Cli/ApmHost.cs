@@ -1,0 +1,152 @@
+using Apm.Aggregator;
+using Apm.Collector;
+using Apm.Influx;
+using Apm.Kafka;
+using Apm.Server;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Apm.Cli;
+
+[Flags]
+internal enum ApmRoles
+{
+    None = 0,
+    Collector = 1,
+    Aggregator = 2,
+    Api = 4,
+    All = Collector | Aggregator | Api,
+}
+
+/// <summary>Composes one process from the roles asked for; in single-node mode it also starts the embedded broker and a local InfluxDB.</summary>
+internal static class ApmHost
+{
+    private const string DefaultUrl = "http://127.0.0.1:5080";
+
+    public static async Task<int> RunAsync(ApmRoles roles, string[] args)
+    {
+        var demo = args.Contains("--demo");
+        var builder = WebApplication.CreateBuilder(args.Where(a => a != "--demo").ToArray());
+        var config = builder.Configuration;
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss ";
+        });
+        var bootLogger = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true)).CreateLogger("apm");
+
+        // Where to listen: --urls / ASPNETCORE_URLS, else 127.0.0.1:5080 for the API, else a free loopback port (health only).
+        var urls = config["urls"];
+        if (string.IsNullOrEmpty(urls)) urls = roles.HasFlag(ApmRoles.Api) ? DefaultUrl : "http://127.0.0.1:0";
+        builder.WebHost.UseUrls(urls);
+        var auth = config.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
+        if (ServerExtensions.FindUnsafeAddress(urls.Split(';', StringSplitOptions.RemoveEmptyEntries), auth) is { } unsafeUrl)
+        {
+            await Console.Error.WriteLineAsync($"apm: refusing to listen on {unsafeUrl} without authentication. Set Apm__Auth__ApiKey, or listen on 127.0.0.1.").ConfigureAwait(false);
+            return 3;
+        }
+
+        var stateDir = Path.GetFullPath(config["Apm:DataDirectory"] ?? ".apm");
+        var disposables = new List<IAsyncDisposable>();
+        try
+        {
+            // Kafka: a configured cluster, or the embedded mock cluster (single node).
+            var kafka = config.GetSection("Apm:Kafka").Get<KafkaOptions>() ?? new KafkaOptions();
+            if (kafka.UsesEmbeddedCluster)
+            {
+                if (roles != ApmRoles.All && roles != ApmRoles.Api)
+                {
+                    await Console.Error.WriteLineAsync("apm: set Apm__Kafka__BootstrapServers (the embedded broker only lives inside `apm up`).").ConfigureAwait(false);
+                    return 2;
+                }
+
+                if (roles.HasFlag(ApmRoles.Collector))
+                {
+                    var cluster = EmbeddedKafkaCluster.Start(kafka.EmbeddedBrokers, bootLogger);
+                    disposables.Add(new SyncDisposable(cluster));
+                    foreach (var topic in ApmTopics.All) cluster.CreateTopic(topic, kafka.Partitions);
+                    kafka = kafka.WithBootstrapServers(cluster.BootstrapServers);
+                    bootLogger.LogInformation("Embedded Kafka broker at {Bootstrap}", cluster.BootstrapServers);
+                }
+            }
+            else if (roles.HasFlag(ApmRoles.Aggregator))
+            {
+                await TopicAdmin.EnsureTopicsAsync(kafka, ApmTopics.All, bootLogger).ConfigureAwait(false);
+            }
+
+            builder.Services.AddSingleton(Options.Create(kafka));
+
+            // InfluxDB: a configured server, or a local influxd with its data under ./.apm/influxdb.
+            var influx = config.GetSection("Apm:Influx").Get<InfluxOptions>() ?? new InfluxOptions();
+            if (roles.HasFlag(ApmRoles.Aggregator) || roles.HasFlag(ApmRoles.Api))
+            {
+                if (influx.Url is null)
+                {
+                    if (roles != ApmRoles.All)
+                    {
+                        await Console.Error.WriteLineAsync("apm: set Apm__Influx__Url (a local influxd is only started by `apm up`).").ConfigureAwait(false);
+                        return 2;
+                    }
+
+                    var server = await LocalInfluxServer.StartAsync(Path.Combine(stateDir, "influxdb"), logger: bootLogger).ConfigureAwait(false);
+                    disposables.Add(server);
+                    influx.Url = server.Url;
+                    bootLogger.LogInformation("Local InfluxDB at {Url} (data in {Dir})", server.Url, Path.Combine(stateDir, "influxdb"));
+                }
+
+                using var writerForSetup = new InfluxWriter(influx);
+                await writerForSetup.EnsureDatabaseAsync().ConfigureAwait(false);
+                builder.Services.AddSingleton(influx);
+                builder.Services.AddApmApi(config, influx);
+            }
+
+            builder.Services.AddSingleton<CollectorMetrics>();
+            builder.Services.AddSingleton<AggregatorMetrics>();
+            if (roles.HasFlag(ApmRoles.Collector))
+            {
+                builder.Services.Configure<CollectorOptions>(config.GetSection(CollectorOptions.Section));
+                builder.Services.AddHostedService<CollectorService>();
+            }
+
+            if (roles.HasFlag(ApmRoles.Aggregator))
+            {
+                builder.Services.Configure<AggregatorOptions>(config.GetSection(AggregatorOptions.Section));
+                builder.Services.AddSingleton(sp => new InfluxWriter(influx, logger: sp.GetRequiredService<ILogger<InfluxWriter>>()));
+                builder.Services.AddHostedService<AggregatorService>();
+            }
+
+            var app = builder.Build();
+            if (roles.HasFlag(ApmRoles.Api) || roles.HasFlag(ApmRoles.Aggregator)) app.UseApmApi();
+            else app.MapGet("/healthz", () => Results.Json(new HealthResponse("ok", new Dictionary<string, string>()), ApiJsonContext.Default.HealthResponse));
+
+            if (demo) disposables.Add(await DemoJvm.StartAsync(stateDir, bootLogger).ConfigureAwait(false));
+            if (roles.HasFlag(ApmRoles.Api))
+            {
+                app.Lifetime.ApplicationStarted.Register(() =>
+                    bootLogger.LogInformation("Apm is up: {Urls}/api/jvms  (Ctrl-C stops everything)", string.Join(", ", app.Urls)));
+            }
+
+            await app.RunAsync().ConfigureAwait(false);
+            return 0;
+        }
+        finally
+        {
+            for (var i = disposables.Count - 1; i >= 0; i--) await disposables[i].DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private sealed class SyncDisposable(IDisposable inner) : IAsyncDisposable
+    {
+        public ValueTask DisposeAsync()
+        {
+            inner.Dispose();
+            return ValueTask.CompletedTask;
+        }
+    }
+}
