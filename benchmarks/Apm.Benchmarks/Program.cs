@@ -1,1 +1,29 @@
-namespace Apm.Benchmarks; internal static class Program { private static int Main() => 0; }
+namespace Apm.Benchmarks;
+
+/// <summary>
+/// Benchmarks that print ratios against a baseline measured in the same run:
+/// dotnet run -c Release --project benchmarks/Apm.Benchmarks -- collector|attach|hprof [args]
+/// </summary>
+internal static class Program
+{
+    private static int Main(string[] args)
+    {
+        var name = args.Length > 0 ? args[0] : string.Empty;
+        var rest = args.Length > 0 ? args[1..] : [];
+        switch (name)
+        {
+            case "collector":
+                return CollectorCostBenchmark.Run(rest);
+            case "attach":
+                return AttachBenchmark.Run(rest);
+            case "hprof":
+                return HprofBenchmark.Run(rest);
+            default:
+                Console.Error.WriteLine("usage: Apm.Benchmarks collector|attach|hprof [args]");
+                Console.Error.WriteLine("  collector  CPU per JVM sample vs `jstat -gc`, and memory with 20 JVMs");
+                Console.Error.WriteLine("  attach     GC.finalizer_info through our client vs `jcmd`, safepoints added per sampling kind");
+                Console.Error.WriteLine("  hprof      full triage vs a plain read of the dump and vs VisualVM's heap library");
+                return 2;
+        }
+    }
+}

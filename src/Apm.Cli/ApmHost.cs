@@ -75,9 +75,17 @@ internal static class ApmHost
                     bootLogger.LogInformation("Embedded Kafka broker at {Bootstrap}", cluster.BootstrapServers);
                 }
             }
-            else if (roles.HasFlag(ApmRoles.Aggregator))
+            else if (roles.HasFlag(ApmRoles.Aggregator) && config.GetValue("Apm:Kafka:EnsureTopics", true))
             {
-                await TopicAdmin.EnsureTopicsAsync(kafka, ApmTopics.All, bootLogger).ConfigureAwait(false);
+                try
+                {
+                    await TopicAdmin.EnsureTopicsAsync(kafka, ApmTopics.All, bootLogger).ConfigureAwait(false);
+                }
+                catch (Confluent.Kafka.KafkaException ex)
+                {
+                    // Topics may exist already, or be managed by the cluster's operators; consuming still works.
+                    bootLogger.LogWarning("Could not create Apm's topics ({Reason}); continuing with the topics the cluster has", ex.Error.Reason);
+                }
             }
 
             builder.Services.AddSingleton(Options.Create(kafka));

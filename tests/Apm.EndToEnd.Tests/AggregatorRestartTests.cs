@@ -57,6 +57,7 @@ public sealed class AggregatorRestartTests
             RedirectStandardError = true,
         };
         psi.Environment["Apm__Kafka__BootstrapServers"] = pipeline.KafkaOptions.BootstrapServers;
+        psi.Environment["Apm__Kafka__EnsureTopics"] = "false"; // the test created them on the mock cluster
         psi.Environment["Apm__Influx__Url"] = pipeline.InfluxOptions.Url!.ToString();
         psi.Environment["Apm__Aggregator__BatchMaxDelay"] = "00:00:00.300";
         psi.Environment["Apm__Aggregator__BatchMaxPoints"] = "2000";
