@@ -26,6 +26,7 @@ public sealed partial class SampleConsumer : IDisposable
     private readonly string _deadLetterTopic;
     private readonly Dictionary<TopicPartition, TopicPartitionOffset> _pending = [];
     private readonly Dictionary<string, JvmSample> _previous = new(StringComparer.Ordinal);
+    private static readonly TimeSpan ShutdownGrace = TimeSpan.FromSeconds(10);
     private LineProtocolBuilder _batch = new();
     private int _batchPoints;
     private DateTime _batchStarted;
@@ -106,15 +107,25 @@ public sealed partial class SampleConsumer : IDisposable
                 }
             }
 
-            FlushBatch();
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
             // Stopped while a batch was being retried: it was not committed, so it will be replayed.
         }
-        finally
+
+        // Shutting down: store and commit what we hold, within a grace period, then leave the group
+        // (Close runs the revocation handler, which flushes too).
+        using var grace = new CancellationTokenSource(ShutdownGrace);
+        _stopping = grace.Token;
+        try
         {
+            FlushBatch();
             _consumer.Close();
+        }
+        catch (OperationCanceledException)
+        {
+            // InfluxDB did not take the last batch in time: it is uncommitted and will be replayed.
+            LogShutdownUnflushed(_logger, _batchPoints);
         }
     }
 
@@ -228,6 +239,9 @@ public sealed partial class SampleConsumer : IDisposable
         _batch = new LineProtocolBuilder();
         _batchPoints = 0;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Stopped with {Points} points not stored; they will be replayed from Kafka")]
+    private static partial void LogShutdownUnflushed(ILogger logger, int points);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Kafka error {Code}: {Reason}")]
     private static partial void LogKafkaError(ILogger logger, ErrorCode code, string reason);

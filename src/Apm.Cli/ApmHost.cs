@@ -39,6 +39,8 @@ internal static class ApmHost
             o.SingleLine = true;
             o.TimestampFormat = "HH:mm:ss ";
         });
+        // Request logs are noise for operators; warnings and errors still show.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         var bootLogger = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true)).CreateLogger("apm");
 
         // Where to listen: --urls / ASPNETCORE_URLS, else 127.0.0.1:5080 for the API, else a free loopback port (health only).

@@ -1,6 +1,62 @@
+using Apm.Hprof;
+
 namespace Apm.Cli;
 
+/// <summary>
+/// The `apm` command. Every role runs from this one executable:
+/// up (single node: embedded Kafka, local InfluxDB, aggregator, API, collector), collector, aggregator, server,
+/// and triage (heap-dump analysis of a file).
+/// </summary>
 internal static class Program
 {
-    private static int Main() => 0;
+    private const string Usage = """
+        usage: apm <command> [options]
+
+          up [--demo]      single node: embedded Kafka broker, local InfluxDB (unless Apm__Influx__Url is set),
+                           aggregator, JSON API on http://127.0.0.1:5080, and a collector for this host
+          collector        only the host collector (needs Apm__Kafka__BootstrapServers)
+          aggregator       only an aggregator (needs Apm__Kafka__BootstrapServers and Apm__Influx__Url)
+          server           only the HTTP API (needs Apm__Influx__Url)
+          triage <file.hprof> [--html out.html] [--json out.json]
+                           analyse a heap dump and write the report
+
+        Options are settings in the .NET convention: environment variables Apm__Section__Key, or
+        --Apm:Section:Key=value on the command line; --urls sets the listening address. See docs/configuration.md.
+        """;
+
+    private static async Task<int> Main(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            await Console.Out.WriteLineAsync(Usage).ConfigureAwait(false);
+            return args.Length == 0 ? 2 : 0;
+        }
+
+        var rest = args[1..];
+        switch (args[0])
+        {
+            case "triage":
+                using (var cts = new CancellationTokenSource())
+                {
+                    Console.CancelKeyPress += (_, e) =>
+                    {
+                        e.Cancel = true;
+                        cts.Cancel();
+                    };
+                    return await TriageCommand.RunAsync(rest, Console.Out, Console.Error, !Console.IsErrorRedirected, cts.Token).ConfigureAwait(false);
+                }
+
+            case "up":
+                return await ApmHost.RunAsync(ApmRoles.All, rest).ConfigureAwait(false);
+            case "collector":
+                return await ApmHost.RunAsync(ApmRoles.Collector, rest).ConfigureAwait(false);
+            case "aggregator":
+                return await ApmHost.RunAsync(ApmRoles.Aggregator, rest).ConfigureAwait(false);
+            case "server":
+                return await ApmHost.RunAsync(ApmRoles.Api, rest).ConfigureAwait(false);
+            default:
+                await Console.Error.WriteLineAsync($"apm: unknown command '{args[0]}'\n\n{Usage}").ConfigureAwait(false);
+                return 2;
+        }
+    }
 }
