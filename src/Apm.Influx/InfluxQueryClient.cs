@@ -1,0 +1,212 @@
+using System.Net;
+using System.Text.Json;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Apm.Influx;
+
+/// <summary>
+/// Runs InfluxQL through the v1 <c>POST /query</c> (form body, so long queries fit; epoch=ns so times are
+/// integers). Connection errors, 5xx and 429 are retried like writes. Answers larger than
+/// <see cref="InfluxOptions.MaxQueryResponseBytes"/> fail instead of exhausting memory. Thread-safe.
+/// </summary>
+public sealed class InfluxQueryClient : IDisposable
+{
+    private readonly InfluxHttp _http;
+    private long _queries;
+    private long _failures;
+
+    /// <summary>Creates a client. Pass an <see cref="HttpClient"/> to share connections; otherwise the client owns one.</summary>
+    public InfluxQueryClient(InfluxOptions options, HttpClient? httpClient = null, ILogger<InfluxQueryClient>? logger = null)
+        => _http = new InfluxHttp(options, httpClient, (ILogger?)logger ?? NullLogger.Instance);
+
+    /// <summary>Queries answered.</summary>
+    public long Queries => Interlocked.Read(ref _queries);
+
+    /// <summary>Queries that failed.</summary>
+    public long Failures => Interlocked.Read(ref _failures);
+
+    /// <summary>Runs <paramref name="influxql"/> against the configured database.</summary>
+    public Task<InfluxQueryResult> QueryAsync(string influxql, CancellationToken cancellationToken = default)
+        => QueryAsync(influxql, _http.Options.Database, cancellationToken);
+
+    /// <summary>
+    /// Runs <paramref name="influxql"/> (one or more statements separated by ';') against <paramref name="database"/>
+    /// (null: none, for SHOW DATABASES). Throws <see cref="InfluxQueryException"/> when the server or any statement fails.
+    /// Build the text with <see cref="InfluxQl"/> when it contains outside values.
+    /// </summary>
+    public async Task<InfluxQueryResult> QueryAsync(string influxql, string? database, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(influxql);
+        var uri = _http.BuildUri("/query", ("db", database), ("rp", _http.Options.RetentionPolicy), ("epoch", "ns"));
+        try
+        {
+            var answer = await _http.SendAsync(
+                () => new HttpRequestMessage(HttpMethod.Post, uri) { Content = new FormUrlEncodedContent([new("q", influxql)]) },
+                "query", _http.Options.MaxQueryResponseBytes, static () => { },
+                static (m, s, _, i) => new InfluxQueryException(m, s, i), cancellationToken).ConfigureAwait(false);
+            if (!answer.IsSuccess)
+                throw new InfluxQueryException($"InfluxDB refused the query with HTTP {answer.StatusText}: {answer.Error}", answer.Status);
+            var result = Parse(answer.Body);
+            foreach (var r in result.Results)
+            {
+                if (r.Error is not null) throw new InfluxQueryException($"statement {r.StatementId} failed: {r.Error}", answer.Status);
+            }
+
+            Interlocked.Increment(ref _queries);
+            return result;
+        }
+        catch (InfluxQueryException)
+        {
+            Interlocked.Increment(ref _failures);
+            throw;
+        }
+    }
+
+    /// <summary>Disposes the owned HTTP client.</summary>
+    public void Dispose() => _http.Dispose();
+
+    /// <summary>Parses a /query JSON answer. Throws <see cref="InfluxQueryException"/> on malformed JSON or shapes.</summary>
+    public static InfluxQueryResult Parse(ReadOnlyMemory<byte> json)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw new InfluxQueryException("query answer is not a JSON object");
+            if (root.TryGetProperty("error", out var topError)) throw new InfluxQueryException("query failed: " + topError.ToString());
+            var results = new List<InfluxStatementResult>();
+            if (root.TryGetProperty("results", out var resultsEl))
+            {
+                foreach (var r in resultsEl.EnumerateArray())
+                {
+                    var id = r.TryGetProperty("statement_id", out var idEl) && idEl.TryGetInt32(out var i) ? i : results.Count;
+                    string? error = r.TryGetProperty("error", out var errEl) ? errEl.ToString() : null;
+                    var series = new List<InfluxSeries>();
+                    if (r.TryGetProperty("series", out var seriesEl))
+                    {
+                        foreach (var s in seriesEl.EnumerateArray()) series.Add(ParseSeries(s));
+                    }
+
+                    results.Add(new InfluxStatementResult(id, series, error));
+                }
+            }
+
+            return new InfluxQueryResult(results);
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or KeyNotFoundException)
+        {
+            throw new InfluxQueryException("malformed query answer: " + e.Message, e);
+        }
+    }
+
+    /// <summary>The first statement error in a /query answer, or null.</summary>
+    internal static string? FirstStatementError(ReadOnlyMemory<byte> json)
+    {
+        try
+        {
+            return Parse(json).Results.FirstOrDefault(r => r.Error is not null)?.Error;
+        }
+        catch (InfluxQueryException e)
+        {
+            return e.Message;
+        }
+    }
+
+    private static InfluxSeries ParseSeries(JsonElement s)
+    {
+        var name = s.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : "";
+        var tags = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (s.TryGetProperty("tags", out var t) && t.ValueKind == JsonValueKind.Object)
+        {
+            foreach (var p in t.EnumerateObject()) tags[p.Name] = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()! : p.Value.ToString();
+        }
+
+        var columns = new List<string>();
+        if (s.TryGetProperty("columns", out var c))
+        {
+            foreach (var col in c.EnumerateArray()) columns.Add(col.GetString() ?? "");
+        }
+
+        var rows = new List<JsonElement[]>();
+        if (s.TryGetProperty("values", out var v) && v.ValueKind == JsonValueKind.Array)
+        {
+            // One clone for the whole table: its elements stay valid after the answer's document is disposed.
+            foreach (var row in v.Clone().EnumerateArray()) rows.Add([.. row.EnumerateArray()]);
+        }
+
+        var partial = s.TryGetProperty("partial", out var pEl) && pEl.ValueKind == JsonValueKind.True;
+        return new InfluxSeries(name, tags, columns, rows, partial);
+    }
+}
+
+/// <summary>The answer to a query: one result per statement.</summary>
+public sealed record InfluxQueryResult(IReadOnlyList<InfluxStatementResult> Results)
+{
+    /// <summary>Every series of every statement, in order.</summary>
+    public IEnumerable<InfluxSeries> Series => Results.SelectMany(r => r.Series);
+}
+
+/// <summary>One statement's result. Series is empty when nothing matched.</summary>
+public sealed record InfluxStatementResult(int StatementId, IReadOnlyList<InfluxSeries> Series, string? Error);
+
+/// <summary>
+/// One series: its measurement name, the GROUP BY tags, column names and rows. Values are raw JSON elements
+/// (numbers, strings, booleans, null); the time column holds nanoseconds since the epoch.
+/// </summary>
+public sealed record InfluxSeries(
+    string Name,
+    IReadOnlyDictionary<string, string> Tags,
+    IReadOnlyList<string> Columns,
+    IReadOnlyList<JsonElement[]> Values,
+    bool Partial)
+{
+    /// <summary>Index of <paramref name="column"/>, or -1.</summary>
+    public int ColumnIndex(string column)
+    {
+        for (var i = 0; i < Columns.Count; i++)
+        {
+            if (Columns[i] == column) return i;
+        }
+
+        return -1;
+    }
+
+    /// <summary>The value as a double; null when the column is missing, the value is null or not a number.</summary>
+    public double? GetDouble(int row, string column)
+    {
+        var e = Cell(row, column);
+        return e is { ValueKind: JsonValueKind.Number } n ? n.GetDouble() : null;
+    }
+
+    /// <summary>The value as an integer; null when missing, null, or not an integral number.</summary>
+    public long? GetInt64(int row, string column)
+    {
+        var e = Cell(row, column);
+        return e is { ValueKind: JsonValueKind.Number } n && n.TryGetInt64(out var v) ? v : null;
+    }
+
+    /// <summary>The value as text (strings as they are, other values as JSON); null when missing or null.</summary>
+    public string? GetString(int row, string column)
+    {
+        var e = Cell(row, column);
+        return e switch
+        {
+            null => null,
+            { ValueKind: JsonValueKind.String } s => s.GetString(),
+            { ValueKind: JsonValueKind.Null } => null,
+            { } other => other.GetRawText(),
+        };
+    }
+
+    /// <summary>The time column in nanoseconds (queries use epoch=ns).</summary>
+    public long? GetTime(int row) => GetInt64(row, "time");
+
+    private JsonElement? Cell(int row, string column)
+    {
+        var i = ColumnIndex(column);
+        if (i < 0 || (uint)row >= (uint)Values.Count) return null;
+        var r = Values[row];
+        return i < r.Length ? r[i] : null;
+    }
+}
