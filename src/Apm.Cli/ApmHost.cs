@@ -122,6 +122,7 @@ internal static class ApmHost
             {
                 builder.Services.Configure<CollectorOptions>(config.GetSection(CollectorOptions.Section));
                 builder.Services.AddHostedService<CollectorService>();
+                builder.Services.AddSingleton<ICounterSource, CollectorCounterSource>();
             }
 
             if (roles.HasFlag(ApmRoles.Aggregator))
@@ -129,11 +130,17 @@ internal static class ApmHost
                 builder.Services.Configure<AggregatorOptions>(config.GetSection(AggregatorOptions.Section));
                 builder.Services.AddSingleton(sp => new InfluxWriter(influx, logger: sp.GetRequiredService<ILogger<InfluxWriter>>()));
                 builder.Services.AddHostedService<AggregatorService>();
+                builder.Services.AddSingleton<ICounterSource, AggregatorCounterSource>();
             }
 
             var app = builder.Build();
             if (roles.HasFlag(ApmRoles.Api) || roles.HasFlag(ApmRoles.Aggregator)) app.UseApmApi();
-            else app.MapGet("/healthz", () => Results.Json(new HealthResponse("ok", new Dictionary<string, string>()), ApiJsonContext.Default.HealthResponse));
+            else
+            {
+                app.MapGet("/healthz", (IEnumerable<ICounterSource> sources) => Results.Json(
+                    new HealthResponse("ok", new Dictionary<string, string>(), sources.SelectMany(x => x.ReadCounters()).ToDictionary(StringComparer.Ordinal)),
+                    ApiJsonContext.Default.HealthResponse));
+            }
 
             if (demo) disposables.Add(await DemoJvm.StartAsync(stateDir, bootLogger).ConfigureAwait(false));
             if (roles.HasFlag(ApmRoles.Api))

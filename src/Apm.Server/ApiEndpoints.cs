@@ -35,13 +35,19 @@ public static partial class ApiEndpoints
         _ => "1",
     };
 
-    private static async Task<IResult> HealthAsync(InfluxWriter influx, CancellationToken ct)
+    private static async Task<IResult> HealthAsync(InfluxWriter influx, IEnumerable<ICounterSource> sources, CancellationToken ct)
     {
         var checks = new Dictionary<string, string>(StringComparer.Ordinal);
         var healthy = await influx.PingAsync(ct).ConfigureAwait(false);
         checks["influxdb"] = healthy ? "ok" : "unreachable";
 
-        var body = new HealthResponse(healthy ? "ok" : "degraded", checks);
+        var counters = new SortedDictionary<string, long>(StringComparer.Ordinal);
+        foreach (var source in sources)
+        {
+            foreach (var (name, value) in source.ReadCounters()) counters[name] = value;
+        }
+
+        var body = new HealthResponse(healthy ? "ok" : "degraded", checks, counters);
         return Results.Json(body, ApiJsonContext.Default.HealthResponse, statusCode: healthy ? 200 : 503);
     }
 

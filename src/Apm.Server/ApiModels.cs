@@ -30,7 +30,15 @@ public sealed record MetricResponse(
     string? Step,
     IReadOnlyList<MetricSeries> Series);
 
-public sealed record HealthResponse(string Status, IReadOnlyDictionary<string, string> Checks);
+/// <summary>/healthz: overall status, per-dependency checks, and every counter of the roles this process runs.</summary>
+public sealed record HealthResponse(string Status, IReadOnlyDictionary<string, string> Checks, IReadOnlyDictionary<string, long>? Counters = null);
+
+/// <summary>A role that exposes counters (samples dropped, dead letters, ...) on /healthz.</summary>
+public interface ICounterSource
+{
+    /// <summary>Counter name (dotted, e.g. "collector.samples_dropped") and its current value.</summary>
+    IEnumerable<KeyValuePair<string, long>> ReadCounters();
+}
 
 public sealed record ErrorResponse(string Error);
 

@@ -1,0 +1,37 @@
+using Apm.Aggregator;
+using Apm.Collector;
+using Apm.Server;
+
+namespace Apm.Cli;
+
+/// <summary>The collector's counters on /healthz.</summary>
+internal sealed class CollectorCounterSource(CollectorMetrics m) : ICounterSource
+{
+    public IEnumerable<KeyValuePair<string, long>> ReadCounters() =>
+    [
+        new("collector.jvms_watched", m.JvmsWatched),
+        new("collector.jvms_discovered", m.JvmsDiscovered),
+        new("collector.jvms_gone", m.JvmsGone),
+        new("collector.samples_read", m.SamplesRead),
+        new("collector.samples_published", m.SamplesPublished),
+        new("collector.samples_dropped", m.SamplesDropped),
+        new("collector.delivery_failures", m.DeliveryFailures),
+        new("collector.unreadable_readings", m.UnreadableReadings),
+    ];
+}
+
+/// <summary>The aggregator's counters on /healthz.</summary>
+internal sealed class AggregatorCounterSource(AggregatorMetrics m) : ICounterSource
+{
+    public IEnumerable<KeyValuePair<string, long>> ReadCounters() =>
+    [
+        new("aggregator.messages_consumed", m.MessagesConsumed),
+        new("aggregator.points_written", m.PointsWritten),
+        new("aggregator.batches_written", m.BatchesWritten),
+        new("aggregator.dead_lettered", m.DeadLettered),
+        new("aggregator.write_failures", m.WriteFailures),
+        new("aggregator.offset_commits", m.OffsetCommits),
+        new("aggregator.sequence_gaps", m.SequenceGaps),
+        new("aggregator.assigned_partitions", m.AssignedPartitions),
+    ];
+}
