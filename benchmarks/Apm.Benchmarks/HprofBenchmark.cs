@@ -1,0 +1,115 @@
+using System.Diagnostics;
+using System.Globalization;
+using Apm.Hprof.Analysis;
+using Apm.Testing;
+
+namespace Apm.Benchmarks;
+
+/// <summary>
+/// Full heap triage vs a plain sequential read of the same dump vs VisualVM's heap library computing retained
+/// sizes, on dumps made by the CancelTimerLeak fixture. Args: "100mb" (default), "1gb", or statements:bufferBytes
+/// pairs; add "--no-visualvm" to skip the VisualVM run (its time grows with the square of the Finalizer chain, so
+/// it is skipped by default above 60,000 statements). Prints times, peak memory and ratios.
+/// </summary>
+public static class HprofBenchmark
+{
+    private const string VisualVmModules = "/usr/share/visualvm/visualvm/modules/";
+
+    public static int Run(string[] args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        bool visualVm = !args.Contains("--no-visualvm");
+        var sizes = args.Where(a => !a.StartsWith("--", StringComparison.Ordinal)).Select(a => a switch
+        {
+            "100mb" => (Statements: 20_000, Buffer: 4096),
+            "1gb" => (Statements: 200_000, Buffer: 4096),
+            _ => (Statements: int.Parse(a.Split(':')[0], CultureInfo.InvariantCulture), Buffer: int.Parse(a.Split(':')[1], CultureInfo.InvariantCulture)),
+        }).ToList();
+        if (sizes.Count == 0) sizes.Add((20_000, 4096));
+        var dir = Directory.CreateTempSubdirectory("apm-hprof-bench-").FullName;
+        try
+        {
+            foreach (var (statements, buffer) in sizes) RunOne(dir, statements, buffer, visualVm && statements <= 60_000);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+
+        return 0;
+    }
+
+    private static void RunOne(string dir, int statements, int buffer, bool runVisualVm)
+    {
+        var dump = Path.Combine(dir, FormattableString.Invariant($"ct-{statements}.hprof"));
+        using (var jvm = JavaFixture.Start("CancelTimerLeak", ["-Xmx3g"], [statements.ToString(CultureInfo.InvariantCulture), buffer.ToString(CultureInfo.InvariantCulture)]))
+        {
+            jvm.WaitForOutputAsync("READY", TimeSpan.FromMinutes(10)).GetAwaiter().GetResult();
+            jvm.Jcmd("GC.heap_dump", dump);
+        }
+
+        long size = new FileInfo(dump).Length;
+        Console.WriteLine(FormattableString.Invariant($"dump: {statements} statements, {size / 1e6:F1} MB"));
+
+        var sw = Stopwatch.StartNew();
+        var chunk = new byte[1 << 20];
+        long sum = 0;
+        using (var fs = new FileStream(dump, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan))
+        {
+            int n;
+            while ((n = fs.Read(chunk, 0, chunk.Length)) > 0) sum += chunk[n - 1];
+        }
+
+        var plainRead = sw.Elapsed;
+        GC.Collect();
+        long before = Process.GetCurrentProcess().PeakWorkingSet64;
+        sw.Restart();
+        var result = HeapTriage.Run(dump);
+        var triage = sw.Elapsed;
+        long peak = Process.GetCurrentProcess().PeakWorkingSet64;
+        long managedPeak = GC.GetGCMemoryInfo().HeapSizeBytes;
+        Console.WriteLine(FormattableString.Invariant($"plain read: {plainRead.TotalSeconds:F2} s (checksum {sum % 7})"));
+        Console.WriteLine(string.Join(", ", result.Timings.Select(t => FormattableString.Invariant($"{t.Step} {t.Elapsed.TotalMilliseconds:F0} ms"))));
+        Console.WriteLine(FormattableString.Invariant($"triage:     {triage.TotalSeconds:F2} s, {result.Findings.Count} findings, process peak working set {peak / 1e6:F0} MB (before {before / 1e6:F0} MB; includes mapped file pages), managed heap {managedPeak / 1e6:F0} MB"));
+        Console.WriteLine(FormattableString.Invariant($"ratio triage / plain read: {triage / plainRead:F1}x (aim: <= 4)"));
+        Console.WriteLine(FormattableString.Invariant($"ratio peak working set / dump size: {(double)peak / size:F2} (aim: < 1)"));
+
+        if (!runVisualVm)
+        {
+            Console.WriteLine("VisualVM: skipped for this size");
+            return;
+        }
+
+        var jars = new[] { "org-graalvm-visualvm-lib-jfluid-heap.jar", "org-graalvm-visualvm-lib-profiler-utilities.jar" }.Select(j => VisualVmModules + j).ToArray();
+        var oracleSource = FindOracleSource();
+        if (!jars.All(File.Exists) || oracleSource == null)
+        {
+            Console.WriteLine("VisualVM: not installed (apt-get install -y visualvm) or oracle source not found; skipped");
+            return;
+        }
+
+        var cp = string.Join(':', jars);
+        var classes = Path.Combine(dir, "oracle");
+        Directory.CreateDirectory(classes);
+        JavaFixture.RunTool("javac", ["-cp", cp, "-d", classes, oracleSource]);
+        sw.Restart();
+        var output = JavaFixture.RunTool("java", ["-Xmx6g", "-XX:+UseSerialGC", "-cp", cp + ":" + classes, "HprofOracle", dump, "10"], TimeSpan.FromHours(2));
+        var visualVm = sw.Elapsed;
+        Console.WriteLine(FormattableString.Invariant($"VisualVM:   {visualVm.TotalSeconds:F2} s ({output.Split('\n').Length} lines)"));
+        Console.WriteLine(FormattableString.Invariant($"ratio VisualVM / triage: {visualVm / triage:F1}x (aim: >= 3)"));
+    }
+
+    private static string? FindOracleSource()
+    {
+        foreach (var start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
+        {
+            for (var d = new DirectoryInfo(start); d != null; d = d.Parent)
+            {
+                var p = Path.Combine(d.FullName, "tests", "Apm.Hprof.Tests", "oracle", "HprofOracle.java");
+                if (File.Exists(p)) return p;
+            }
+        }
+
+        return null;
+    }
+}

@@ -1,0 +1,378 @@
+using System.Globalization;
+using Apm.Hprof.Graph;
+
+namespace Apm.Hprof.Analysis;
+
+/// <summary>
+/// The analyses over a built graph and dominator tree. None hard-codes application class names: they start from
+/// JDK classes (java.lang.ref.Finalizer, java.util.TimerThread) and follow the heap.
+/// </summary>
+public sealed class HeapAnalyses
+{
+    /// <summary>Share of the reachable heap above which an object or class is a leak suspect.</summary>
+    public const double SuspectShare = 0.10;
+
+    /// <summary>Fewest finalizable objects kept by cancelled timer tasks that make a timer-retained-finalizable finding.</summary>
+    public const int TimerRetainedThreshold = 10;
+
+    private const int TimerTaskCancelled = 3;
+    private readonly HeapGraph _g;
+    private readonly DominatorTree _d;
+    private readonly long[] _byClass;
+    private bool[]? _finalizable;
+
+    public HeapAnalyses(HeapGraph graph, DominatorTree dominators)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        ArgumentNullException.ThrowIfNull(dominators);
+        _g = graph;
+        _d = dominators;
+        _byClass = dominators.RetainedSizeByClass(graph);
+    }
+
+    /// <summary>Retained size per class index (VisualVM's definition).</summary>
+    public IReadOnlyList<long> RetainedByClass => _byClass;
+
+    /// <summary>Class table sorted by retained size.</summary>
+    public IReadOnlyList<ClassRow> ClassTable(int top) =>
+        [.. _g.Classes.Where(c => c.InstanceCount > 0)
+            .OrderByDescending(c => _byClass[c.Index]).ThenByDescending(c => c.ShallowSizeTotal)
+            .Take(top)
+            .Select(c => new ClassRow(c.Name, c.InstanceCount, c.ShallowSizeTotal, _byClass[c.Index]))];
+
+    /// <summary>True for objects that are the referent of a java.lang.ref.Finalizer (registered for finalization).</summary>
+    public bool IsFinalizable(int obj) => Finalizable()[obj];
+
+    private bool[] Finalizable()
+    {
+        if (_finalizable != null) return _finalizable;
+        var result = new bool[_g.ObjectCount];
+        foreach (var f in FinalizerObjects())
+        {
+            var r = _g.GetReferent(f);
+            if (r >= 0) result[r] = true;
+        }
+
+        return _finalizable = result;
+    }
+
+    private IEnumerable<int> FinalizerObjects()
+    {
+        var fc = _g.FindClassByName("java.lang.ref.Finalizer");
+        if (fc == null) yield break;
+        for (int i = 0; i < _g.ObjectCount; i++)
+        {
+            if (_g.GetClassIndex(i) == fc.Index && _g.GetKind(i) == HeapObjectKind.Instance) yield return i;
+        }
+    }
+
+    /// <summary>Leak suspects: accumulation points retaining a large share of the heap, and classes that do.</summary>
+    public IReadOnlyList<Finding> LeakSuspects(CancellationToken ct = default)
+    {
+        var findings = new List<Finding>();
+        long total = Math.Max(1, _d.ReachableSize);
+        long threshold = (long)(total * SuspectShare);
+        var seen = new HashSet<int>();
+        foreach (var top in _d.GetChildren(DominatorTree.SuperRoot).ToArray().OrderByDescending(_d.GetRetainedSize))
+        {
+            if (_d.GetRetainedSize(top) < threshold || findings.Count >= 5) break;
+            int v = top;
+            while (true)
+            {
+                var kids = _d.GetChildren(v);
+                if (kids.Length == 0) break;
+                int best = kids[0];
+                foreach (var k in kids)
+                {
+                    if (_d.GetRetainedSize(k) > _d.GetRetainedSize(best)) best = k;
+                }
+
+                if (_d.GetRetainedSize(best) < _d.GetRetainedSize(v) * 0.8) break;
+                v = best;
+            }
+
+            if (!seen.Add(v)) continue;
+            var children = _d.GetChildren(v).ToArray();
+            var accumulated = children.GroupBy(_g.GetClassIndex)
+                .Select(grp => (Name: _g.Classes[grp.Key].Name, Count: grp.Count(), Bytes: grp.Sum(_d.GetRetainedSize)))
+                .OrderByDescending(x => x.Bytes).Take(3).ToList();
+            var path = PathFinder.FromGcRoots(_g, v, false, ct);
+            var label = PathFinder.ClassLabel(_g, v);
+            var share = _d.GetRetainedSize(v) * 100.0 / total;
+            var details = new List<KeyValuePair<string, string>>
+            {
+                new("share of reachable heap", share.ToString("F1", CultureInfo.InvariantCulture) + " %"),
+                new("object id", "0x" + _g.GetId(v).ToString("X", CultureInfo.InvariantCulture)),
+            };
+            foreach (var a in accumulated)
+                details.Add(new("accumulates", FormattableString.Invariant($"{a.Count} × {a.Name} retaining {a.Bytes} bytes")));
+            findings.Add(new Finding(
+                FindingKinds.LeakSuspect,
+                FormattableString.Invariant($"{label} retains {share:F1} % of the heap ({_d.GetRetainedSize(v)} bytes)") +
+                    (accumulated.Count > 0 ? FormattableString.Invariant($", mostly {accumulated[0].Count} × {accumulated[0].Name}") : ""),
+                _d.GetRetainedSize(v),
+                children.Length,
+                [_g.GetClass(v).Name, .. accumulated.Select(a => a.Name)],
+                path == null ? [] : PathFinder.Describe(_g, path),
+                details));
+        }
+
+        foreach (var c in _g.Classes)
+        {
+            if (c.InstanceCount < 100 || _byClass[c.Index] < total * 0.2) continue;
+            var share = _byClass[c.Index] * 100.0 / total;
+            int sample = -1;
+            for (int i = 0; i < _g.ObjectCount && sample < 0; i++)
+            {
+                if (_g.GetClassIndex(i) == c.Index && _d.IsReachable(i) && _g.GetKind(i) != HeapObjectKind.Class) sample = i;
+            }
+
+            var path = sample >= 0 ? PathFinder.FromGcRoots(_g, sample, false, ct) : null;
+            findings.Add(new Finding(
+                FindingKinds.LeakSuspect,
+                FormattableString.Invariant($"{c.InstanceCount} instances of {c.Name} retain {share:F1} % of the heap ({_byClass[c.Index]} bytes)"),
+                _byClass[c.Index],
+                c.InstanceCount,
+                [c.Name],
+                path == null ? [] : PathFinder.Describe(_g, path),
+                [new("share of reachable heap", share.ToString("F1", CultureInfo.InvariantCulture) + " %")]));
+        }
+
+        return findings;
+    }
+
+    /// <summary>
+    /// Finalizer objects by referent class: queued (in java.lang.ref.Finalizer's queue, waiting for the Finalizer
+    /// thread), registered (referent still strongly reachable) or unreachable (found by GC, not yet queued).
+    /// </summary>
+    public (IReadOnlyList<FinalizerRow> Rows, string ThreadState, Finding? Finding) Finalizers()
+    {
+        var fc = _g.FindClassByName("java.lang.ref.Finalizer");
+        if (fc == null) return ([], "no java.lang.ref.Finalizer class in the dump", null);
+        var queued = new HashSet<int>();
+        var queueObj = StaticObject(fc, "queue");
+        if (queueObj >= 0)
+        {
+            int r = _g.ReadObjectField(queueObj, "head");
+            for (int guard = 0; r >= 0 && guard < _g.ObjectCount && queued.Add(r); guard++)
+            {
+                int next = _g.ReadObjectField(r, "next", "java.lang.ref.Reference");
+                if (next == r) break;
+                r = next;
+            }
+        }
+
+        var rqc = _g.FindClassByName("java.lang.ref.ReferenceQueue");
+        int enqueued = rqc != null ? StaticObject(rqc, "ENQUEUED") : -1;
+        var rows = new Dictionary<int, (int Reg, int Q, int U, long Bytes)>();
+        foreach (var f in FinalizerObjects())
+        {
+            var referent = _g.GetReferent(f);
+            if (referent < 0) continue;
+            bool isQueued = queued.Contains(f) || (enqueued >= 0 && _g.ReadObjectField(f, "queue", "java.lang.ref.Reference") == enqueued);
+            var key = _g.GetClassIndex(referent);
+            rows.TryGetValue(key, out var row);
+            if (isQueued) row.Q++;
+            else if (_d.IsReachable(referent)) row.Reg++;
+            else row.U++;
+            row.Bytes += _d.GetRetainedSize(referent);
+            rows[key] = row;
+        }
+
+        var list = rows.OrderByDescending(kv => kv.Value.Reg + kv.Value.Q + kv.Value.U)
+            .Select(kv => new FinalizerRow(_g.Classes[kv.Key].Name, kv.Value.Reg, kv.Value.Q, kv.Value.U, kv.Value.Bytes)).ToList();
+        var threadState = DescribeThreads("Finalizer");
+        int registered = list.Sum(r => r.Registered), inQueue = list.Sum(r => r.Queued), unreachable = list.Sum(r => r.Unreachable);
+        int count = registered + inQueue + unreachable;
+        Finding? finding = null;
+        if (count >= 1000 || inQueue >= 100)
+        {
+            var top = list[0];
+            finding = new Finding(
+                FindingKinds.Finalizers,
+                FormattableString.Invariant($"{count} objects registered for finalization ({registered} still reachable, {inQueue} queued, {unreachable} awaiting the queue); most are {top.ReferentClass} ({top.Registered + top.Queued + top.Unreachable})"),
+                list.Sum(r => r.ReferentRetainedBytes),
+                count,
+                [.. list.Take(5).Select(r => r.ReferentClass)],
+                [],
+                [new("Finalizer thread", threadState), new("queued for finalization", inQueue.ToString(CultureInfo.InvariantCulture))]);
+        }
+
+        return (list, threadState, finding);
+    }
+
+    /// <summary>Timer threads, their queues and what cancelled tasks keep alive (including finalizable objects).</summary>
+    public (IReadOnlyList<TimerRow> Rows, IReadOnlyList<Finding> Findings) Timers(CancellationToken ct = default)
+    {
+        var ttc = _g.FindClassByName("java.util.TimerThread");
+        if (ttc == null) return ([], []);
+        var rows = new List<TimerRow>();
+        var findings = new List<Finding>();
+        var finalizable = Finalizable();
+        for (int t = 0; t < _g.ObjectCount; t++)
+        {
+            if (_g.GetKind(t) != HeapObjectKind.Instance || !_g.IsSubclassOf(_g.GetClass(t), ttc)) continue;
+            ct.ThrowIfCancellationRequested();
+            var threadName = _g.ReadString(_g.ReadObjectField(t, "name")) ?? "?";
+            int queue = _g.ReadObjectField(t, "queue", "java.util.TimerThread");
+            int array = queue >= 0 ? _g.ReadObjectField(queue, "queue") : -1;
+            int size = queue >= 0 ? (int)_g.ReadPrimitiveField(queue, "size") : 0;
+            if (array >= 0) size = Math.Clamp(size, 0, Math.Max(0, _g.GetArrayLength(array) - 1));
+            int cancelled = 0;
+            long earliest = long.MaxValue, latest = long.MinValue;
+            var taskClasses = new Dictionary<string, int>();
+            var retained = new Dictionary<(int TaskClass, int RetainedClass), (int Tasks, List<int> Objects)>();
+            for (int slot = 1; slot <= size; slot++)
+            {
+                int task = _g.ReadArrayElement(array, slot);
+                if (task < 0) continue;
+                var taskClass = _g.GetClass(task).Name;
+                taskClasses[taskClass] = taskClasses.GetValueOrDefault(taskClass) + 1;
+                long due = _g.ReadPrimitiveField(task, "nextExecutionTime");
+                earliest = Math.Min(earliest, due);
+                latest = Math.Max(latest, due);
+                if (_g.ReadPrimitiveField(task, "state") != TimerTaskCancelled) continue;
+                cancelled++;
+                foreach (var held in FinalizableNear(task, finalizable).Distinct())
+                {
+                    var key = (_g.GetClassIndex(task), _g.GetClassIndex(held));
+                    if (!retained.TryGetValue(key, out var e)) retained[key] = e = (0, []);
+                    e.Objects.Add(held);
+                    retained[key] = (e.Tasks + 1, e.Objects);
+                }
+            }
+
+            rows.Add(new TimerRow(
+                threadName,
+                ThreadState(t),
+                size,
+                cancelled,
+                earliest == long.MaxValue ? 0 : earliest,
+                latest == long.MinValue ? 0 : latest,
+                array >= 0 ? _d.GetRetainedSize(array) : 0,
+                [.. taskClasses.OrderByDescending(kv => kv.Value)]));
+
+            if (cancelled >= 100 || size >= 1000)
+            {
+                findings.Add(new Finding(
+                    FindingKinds.Timers,
+                    FormattableString.Invariant($"Timer thread \"{threadName}\" holds {size} tasks, {cancelled} of them cancelled but still queued; due times span {TimeSpan.FromMilliseconds(Math.Max(0, latest - earliest))}"),
+                    array >= 0 ? _d.GetRetainedSize(array) : 0,
+                    size,
+                    [.. taskClasses.OrderByDescending(kv => kv.Value).Take(5).Select(kv => kv.Key)],
+                    PathTo(t, array),
+                    [new("cancelled tasks", cancelled.ToString(CultureInfo.InvariantCulture)), new("thread state", ThreadState(t))]));
+            }
+
+            foreach (var ((taskCls, heldCls), (tasks, objects)) in retained.OrderByDescending(kv => kv.Value.Objects.Count))
+            {
+                var distinct = objects.Distinct().ToList();
+                if (distinct.Count < TimerRetainedThreshold) continue;
+                long bytes = distinct.Sum(_d.GetRetainedSize);
+                var sample = distinct[0];
+                var taskName = _g.Classes[taskCls].Name;
+                var heldName = _g.Classes[heldCls].Name;
+                findings.Add(new Finding(
+                    FindingKinds.TimerRetainedFinalizable,
+                    FormattableString.Invariant($"Timer thread \"{threadName}\" keeps {distinct.Count} finalizable {heldName} alive through {tasks} cancelled {taskName} tasks ({bytes} bytes retained)"),
+                    bytes,
+                    distinct.Count,
+                    [heldName, taskName, _g.GetClass(t).Name],
+                    PathTo(t, sample),
+                    [
+                        new("timer thread", threadName),
+                        new("task class", taskName),
+                        new("retained finalizable class", heldName),
+                        new("cancelled tasks", tasks.ToString(CultureInfo.InvariantCulture)),
+                        new("why", "a cancelled TimerTask stays in the timer's queue until its due time, keeping what it references (and their Finalizer registrations) alive"),
+                    ]));
+            }
+        }
+
+        return (rows, findings);
+    }
+
+    /// <summary>Finalizable objects within two strong hops of a task, not looking past a finalizable object.</summary>
+    private List<int> FinalizableNear(int task, bool[] finalizable)
+    {
+        var found = new List<int>();
+        foreach (var a in _g.GetReferences(task))
+        {
+            if (finalizable[a])
+            {
+                found.Add(a);
+                continue;
+            }
+
+            if (_g.GetKind(a) != HeapObjectKind.Instance) continue;
+            foreach (var b in _g.GetReferences(a))
+            {
+                if (finalizable[b] && b != task) found.Add(b);
+            }
+        }
+
+        return found;
+    }
+
+    private IReadOnlyList<PathStep> PathTo(int thread, int target)
+    {
+        if (target < 0) return [];
+        var path = PathFinder.Shortest(_g, [thread], v => v == target);
+        return path == null ? [] : PathFinder.Describe(_g, path);
+    }
+
+    private int StaticObject(HeapClass cls, string name)
+    {
+        foreach (var s in cls.StaticFields)
+        {
+            if (s.Name == name && s.Type == Reader.HprofBasicType.Object && s.Value != 0) return _g.FindObjectIndexOrNone(s.Value);
+        }
+
+        return -1;
+    }
+
+    private string DescribeThreads(string name)
+    {
+        var tc = _g.FindClassByName("java.lang.Thread");
+        if (tc == null) return "unknown";
+        foreach (var serial in _g.ThreadSerials)
+        {
+            var t = _g.GetThreadObject(serial);
+            if (t < 0 || _g.ReadString(_g.ReadObjectField(t, "name")) != name) continue;
+            var frames = _g.GetThreadStack(serial);
+            var top = frames.Count > 0 ? FormattableString.Invariant($" at {frames[0].ClassName}.{frames[0].Method}") : "";
+            return ThreadState(t) + top;
+        }
+
+        return "not found";
+    }
+
+    /// <summary>java.lang.Thread.State from the JVMTI bits in Thread.threadStatus (JDK 17; holder.threadStatus later).</summary>
+    private string ThreadState(int thread)
+    {
+        long status = _g.ReadPrimitiveField(thread, "threadStatus", -1);
+        if (status < 0)
+        {
+            int holder = _g.ReadObjectField(thread, "holder");
+            status = holder >= 0 ? _g.ReadPrimitiveField(holder, "threadStatus", -1) : -1;
+        }
+
+        if (status < 0) return "unknown";
+        if ((status & 0x4) != 0) return "RUNNABLE";
+        if ((status & 0x400) != 0) return "BLOCKED";
+        if ((status & 0x10) != 0) return "WAITING";
+        if ((status & 0x20) != 0) return "TIMED_WAITING";
+        if ((status & 0x2) != 0) return "TERMINATED";
+        return (status & 0x1) == 0 ? "NEW" : "RUNNABLE";
+    }
+
+    /// <summary>The dominator tree top-down: biggest <paramref name="width"/> children per node to <paramref name="depth"/> levels.</summary>
+    public IReadOnlyList<DominatorNode> DominatorTop(int width, int depth) => Children(DominatorTree.SuperRoot, width, depth);
+
+    private List<DominatorNode> Children(int node, int width, int depth)
+    {
+        if (depth == 0) return [];
+        return [.. _d.GetChildren(node).ToArray().OrderByDescending(_d.GetRetainedSize).Take(width)
+            .Select(c => new DominatorNode(_g.GetId(c), PathFinder.ClassLabel(_g, c), _g.GetShallowSize(c), _d.GetRetainedSize(c), Children(c, width, depth - 1)))];
+    }
+}

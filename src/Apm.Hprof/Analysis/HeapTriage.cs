@@ -1,0 +1,63 @@
+using System.Diagnostics;
+using Apm.Hprof.Graph;
+using Apm.Hprof.Reader;
+
+namespace Apm.Hprof.Analysis;
+
+/// <summary>
+/// The top of the stack: open, index, dominators, analyses, in named steps. Progress gets (step, fraction of the
+/// step); cancellation is checked inside every pass. Throws <see cref="HprofFormatException"/> for bad files.
+/// </summary>
+public static class HeapTriage
+{
+    /// <summary>Names of the steps, in order, for progress displays.</summary>
+    public static readonly IReadOnlyList<string> Steps = ["open", "index: metadata", "index: positions", "index: references", "dominators", "analyses"];
+
+    /// <summary>Runs a full triage of <paramref name="path"/>. Memory: the index (about 30 bytes per object) plus the dominator arrays.</summary>
+    public static TriageResult Run(string path, Action<string, double>? progress = null, CancellationToken ct = default)
+    {
+        var timings = new List<StepTiming>();
+        var sw = Stopwatch.StartNew();
+        string current = "open";
+        void Report(string step, double fraction)
+        {
+            if (step != current)
+            {
+                timings.Add(new StepTiming(current, sw.Elapsed));
+                sw.Restart();
+                current = step;
+            }
+
+            progress?.Invoke(step, fraction);
+        }
+
+        progress?.Invoke("open", 0);
+        using var graph = HeapGraph.Build(HprofFile.Open(path), Report, ct);
+        Report("dominators", 0);
+        var dom = DominatorTree.Compute(graph, ct);
+        Report("analyses", 0);
+        var analyses = new HeapAnalyses(graph, dom);
+        var (timerRows, timerFindings) = analyses.Timers(ct);
+        var (finalizerRows, finalizerThread, finalizerFinding) = analyses.Finalizers();
+        var suspects = analyses.LeakSuspects(ct);
+        var findings = new List<Finding>();
+        findings.AddRange(timerFindings.Where(f => f.Kind == FindingKinds.TimerRetainedFinalizable));
+        if (finalizerFinding != null) findings.Add(finalizerFinding);
+        findings.AddRange(timerFindings.Where(f => f.Kind == FindingKinds.Timers));
+        findings.AddRange(suspects);
+        var summary = new HeapSummary(
+            Path.GetFileName(path),
+            graph.File.Length,
+            graph.File.IdSize,
+            DateTimeOffset.FromUnixTimeMilliseconds(graph.File.TimestampMillis),
+            graph.ObjectCount,
+            graph.Classes.Count,
+            graph.ReferenceCount,
+            graph.Roots.Count,
+            dom.ReachableCount,
+            dom.ReachableSize);
+        var result = new TriageResult(summary, findings, analyses.ClassTable(50), finalizerRows, finalizerThread, timerRows, analyses.DominatorTop(8, 4), timings);
+        Report("done", 1);
+        return result;
+    }
+}

@@ -1,0 +1,72 @@
+using Apm.Hprof.Graph;
+
+namespace Apm.Hprof.Analysis;
+
+/// <summary>Finding kinds, as they appear in JSON.</summary>
+public static class FindingKinds
+{
+    public const string LeakSuspect = "leak-suspect";
+    public const string Finalizers = "finalizers";
+    public const string Timers = "timers";
+    public const string TimerRetainedFinalizable = "timer-retained-finalizable";
+}
+
+/// <summary>
+/// One named finding with its evidence. <see cref="Path"/> is empty when no path applies; <see cref="Details"/>
+/// holds extra evidence lines (label, value) in display order.
+/// </summary>
+public sealed record Finding(
+    string Kind,
+    string Title,
+    long RetainedBytes,
+    long Count,
+    IReadOnlyList<string> Classes,
+    IReadOnlyList<PathStep> Path,
+    IReadOnlyList<KeyValuePair<string, string>> Details);
+
+/// <summary>A class row: instances, shallow total and retained size (VisualVM's retained-by-class).</summary>
+public sealed record ClassRow(string Name, int Count, long ShallowBytes, long RetainedBytes);
+
+/// <summary>Finalizer objects grouped by the class of their referent.</summary>
+public sealed record FinalizerRow(string ReferentClass, int Registered, int Queued, int Unreachable, long ReferentRetainedBytes);
+
+/// <summary>A java.util.Timer thread with its queue.</summary>
+public sealed record TimerRow(
+    string ThreadName,
+    string ThreadState,
+    int Tasks,
+    int Cancelled,
+    long EarliestDueMillis,
+    long LatestDueMillis,
+    long QueueRetainedBytes,
+    IReadOnlyList<KeyValuePair<string, int>> TaskClasses);
+
+/// <summary>A node of the dominator tree as shown in reports (top-down, biggest first, cut at a depth).</summary>
+public sealed record DominatorNode(long ObjectId, string ClassName, long ShallowBytes, long RetainedBytes, IReadOnlyList<DominatorNode> Children);
+
+/// <summary>Heap totals.</summary>
+public sealed record HeapSummary(
+    string File,
+    long FileBytes,
+    int IdSize,
+    DateTimeOffset DumpedAt,
+    int Objects,
+    int Classes,
+    long References,
+    int Roots,
+    int ReachableObjects,
+    long ReachableBytes);
+
+/// <summary>A named step and how long it took.</summary>
+public sealed record StepTiming(string Step, TimeSpan Elapsed);
+
+/// <summary>Everything a report shows: findings first, then the tables.</summary>
+public sealed record TriageResult(
+    HeapSummary Summary,
+    IReadOnlyList<Finding> Findings,
+    IReadOnlyList<ClassRow> Classes,
+    IReadOnlyList<FinalizerRow> Finalizers,
+    string FinalizerThread,
+    IReadOnlyList<TimerRow> Timers,
+    IReadOnlyList<DominatorNode> DominatorTree,
+    IReadOnlyList<StepTiming> Timings);

@@ -1,0 +1,339 @@
+using System.Runtime.CompilerServices;
+
+namespace Apm.Hprof.Graph;
+
+/// <summary>
+/// Immediate dominators and retained sizes of every object, computed with Lengauer-Tarjan (simple version with
+/// iterative path compression, O(m log n)) over a virtual super-root whose successors are the GC roots. All state
+/// is int arrays indexed by DFS number: about 40 bytes per reachable object during the computation, 12 after.
+/// Objects not reachable from any root have no dominator and retain only themselves.
+/// </summary>
+public sealed class DominatorTree
+{
+    /// <summary>Value of <see cref="GetImmediateDominator"/> for objects dominated only by the virtual super-root.</summary>
+    public const int SuperRoot = -1;
+
+    /// <summary>Value of <see cref="GetImmediateDominator"/> for objects no root reaches.</summary>
+    public const int Unreachable = -2;
+
+    private readonly int[] _idom;
+    private readonly long[] _retained;
+    private int[]? _childStart;
+    private int[]? _children;
+
+    private DominatorTree(int[] idom, long[] retained, long reachableSize, int reachableCount)
+    {
+        _idom = idom;
+        _retained = retained;
+        ReachableSize = reachableSize;
+        ReachableCount = reachableCount;
+    }
+
+    /// <summary>Sum of shallow sizes of objects reachable from the roots (the super-root's retained size).</summary>
+    public long ReachableSize { get; }
+
+    public int ReachableCount { get; }
+
+    public int NodeCount => _idom.Length;
+
+    /// <summary>Immediate dominator (dense index), <see cref="SuperRoot"/> or <see cref="Unreachable"/>.</summary>
+    public int GetImmediateDominator(int node) => _idom[node];
+
+    /// <summary>Bytes freed if this object were unreachable: its shallow size plus everything it dominates.</summary>
+    public long GetRetainedSize(int node) => _retained[node];
+
+    public bool IsReachable(int node) => _idom[node] != Unreachable;
+
+    /// <summary>Computes the tree over the graph's strong references (Reference.referent excluded) from all GC roots.</summary>
+    public static DominatorTree Compute(HeapGraph graph, CancellationToken ct = default) => Compute(graph, false, ct);
+
+    /// <summary>
+    /// As <see cref="Compute(HeapGraph, CancellationToken)"/>; with <paramref name="finalReferentsAsRoots"/> the
+    /// referents of java.lang.ref.FinalReference (Finalizer) objects become extra GC roots, which is how VisualVM
+    /// computes retained sizes (an object awaiting finalization is retained by nobody).
+    /// </summary>
+    public static DominatorTree Compute(HeapGraph graph, bool finalReferentsAsRoots, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        var (start, targets) = graph.Csr;
+        var roots = graph.Roots.Select(r => r.Object);
+        var finalRef = finalReferentsAsRoots ? graph.FindClassByName("java.lang.ref.FinalReference") : null;
+        if (finalRef != null)
+        {
+            var isFinal = graph.Classes.Select(c => graph.IsSubclassOf(c, finalRef)).ToArray();
+            var extra = new List<int>();
+            for (int v = 0; v < graph.ObjectCount; v++)
+            {
+                if (!isFinal[graph.GetClassIndex(v)] || graph.GetKind(v) != HeapObjectKind.Instance) continue;
+                int r = graph.GetReferent(v);
+                if (r >= 0) extra.Add(r);
+            }
+
+            roots = roots.Concat(extra);
+        }
+
+        var shallow = new long[graph.ObjectCount];
+        for (int i = 0; i < shallow.Length; i++) shallow[i] = graph.GetShallowSize(i);
+        return Compute(graph.ObjectCount, start, targets, roots.Distinct().ToArray(), shallow, ct);
+    }
+
+    /// <summary>
+    /// Computes the tree of any graph in CSR form: successors of node v are targets[start[v]..start[v+1]).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static DominatorTree Compute(int nodeCount, int[] start, int[] targets, int[] roots, long[] shallow, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(start);
+        ArgumentNullException.ThrowIfNull(targets);
+        ArgumentNullException.ThrowIfNull(roots);
+        ArgumentNullException.ThrowIfNull(shallow);
+        int superRoot = nodeCount;
+        int total = nodeCount + 1;
+
+        // 1. Iterative DFS from the super-root: dfs numbers, parents.
+        var dfn = new int[total];
+        Array.Fill(dfn, -1);
+        var vertex = new int[total];
+        var parent = new int[total];
+        var stackNode = new int[total];
+        var stackEdge = new int[total];
+        int n = 0;
+        int sp = 0;
+        dfn[superRoot] = n;
+        vertex[n] = superRoot;
+        parent[n] = -1;
+        n++;
+        stackNode[sp] = superRoot;
+        stackEdge[sp] = 0;
+        sp++;
+        while (sp > 0)
+        {
+            int v = stackNode[sp - 1];
+            int e = stackEdge[sp - 1];
+            int succCount = v == superRoot ? roots.Length : start[v + 1] - start[v];
+            if (e >= succCount)
+            {
+                sp--;
+                continue;
+            }
+
+            stackEdge[sp - 1] = e + 1;
+            int w = v == superRoot ? roots[e] : targets[start[v] + e];
+            if (dfn[w] >= 0) continue;
+            dfn[w] = n;
+            vertex[n] = w;
+            parent[n] = dfn[v];
+            n++;
+            stackNode[sp] = w;
+            stackEdge[sp] = 0;
+            sp++;
+            if ((n & 0xFFFFF) == 0) ct.ThrowIfCancellationRequested();
+        }
+
+        // 2. Predecessors in DFS-number space (reachable nodes only). stackNode/stackEdge are reused below.
+        var predStart = new int[n + 1];
+        for (int x = 0; x < n; x++)
+        {
+            int v = vertex[x];
+            if (v == superRoot)
+            {
+                foreach (var r in roots) predStart[dfn[r] + 1]++;
+                continue;
+            }
+
+            for (int k = start[v]; k < start[v + 1]; k++) predStart[dfn[targets[k]] + 1]++;
+        }
+
+        for (int x = 0; x < n; x++) predStart[x + 1] += predStart[x];
+        var preds = new int[predStart[n]];
+        var fill = stackEdge;
+        Array.Copy(predStart, fill, n);
+        for (int x = 0; x < n; x++)
+        {
+            int v = vertex[x];
+            if (v == superRoot)
+            {
+                foreach (var r in roots) preds[fill[dfn[r]]++] = x;
+                continue;
+            }
+
+            for (int k = start[v]; k < start[v + 1]; k++) preds[fill[dfn[targets[k]]]++] = x;
+        }
+
+        ct.ThrowIfCancellationRequested();
+
+        // 3. Lengauer-Tarjan on DFS numbers.
+        var semi = new int[n];
+        var label = new int[n];
+        var ancestor = new int[n];
+        var idom = new int[n];
+        var bucketHead = stackNode;
+        var bucketNext = new int[n];
+        var path = stackEdge;
+        for (int x = 0; x < n; x++)
+        {
+            semi[x] = x;
+            label[x] = x;
+            ancestor[x] = -1;
+            bucketHead[x] = -1;
+        }
+
+        for (int w = n - 1; w >= 1; w--)
+        {
+            if ((w & 0xFFFFF) == 0) ct.ThrowIfCancellationRequested();
+            for (int k = predStart[w]; k < predStart[w + 1]; k++)
+            {
+                int u = Eval(preds[k], ancestor, label, semi, path);
+                if (semi[u] < semi[w]) semi[w] = semi[u];
+            }
+
+            int s = semi[w];
+            bucketNext[w] = bucketHead[s];
+            bucketHead[s] = w;
+            int p = parent[w];
+            ancestor[w] = p;
+            for (int v = bucketHead[p]; v >= 0; v = bucketNext[v])
+            {
+                int u = Eval(v, ancestor, label, semi, path);
+                idom[v] = semi[u] < semi[v] ? u : p;
+            }
+
+            bucketHead[p] = -1;
+        }
+
+        idom[0] = -1;
+        for (int w = 1; w < n; w++)
+        {
+            if (idom[w] != semi[w]) idom[w] = idom[idom[w]];
+        }
+
+        // 4. Retained sizes bottom-up (a dominator always has a smaller DFS number), then back to object indices.
+        var retainedDfs = new long[n];
+        for (int x = 1; x < n; x++) retainedDfs[x] = shallow[vertex[x]];
+        for (int x = n - 1; x >= 1; x--) retainedDfs[idom[x]] += retainedDfs[x];
+
+        var idomObj = new int[nodeCount];
+        var retained = new long[nodeCount];
+        Array.Fill(idomObj, Unreachable);
+        for (int v = 0; v < nodeCount; v++)
+        {
+            if (dfn[v] < 0) retained[v] = shallow[v];
+        }
+
+        for (int x = 1; x < n; x++)
+        {
+            int v = vertex[x];
+            int d = idom[x];
+            idomObj[v] = d == 0 ? SuperRoot : vertex[d];
+            retained[v] = retainedDfs[x];
+        }
+
+        return new DominatorTree(idomObj, retained, retainedDfs[0], n - 1);
+    }
+
+    private static int Eval(int v, int[] ancestor, int[] label, int[] semi, int[] path)
+    {
+        if (ancestor[v] < 0) return v;
+        int sp = 0;
+        int u = v;
+        while (ancestor[ancestor[u]] >= 0)
+        {
+            path[sp++] = u;
+            u = ancestor[u];
+        }
+
+        while (sp > 0)
+        {
+            u = path[--sp];
+            int a = ancestor[u];
+            if (semi[label[a]] < semi[label[u]]) label[u] = label[a];
+            ancestor[u] = ancestor[a];
+        }
+
+        return label[v];
+    }
+
+    /// <summary>Children of a node in the dominator tree (pass <see cref="SuperRoot"/> for the top level). Built once on first use.</summary>
+    public ReadOnlySpan<int> GetChildren(int node)
+    {
+        EnsureChildren();
+        int slot = node == SuperRoot ? _idom.Length : node;
+        return _children.AsSpan(_childStart![slot], _childStart[slot + 1] - _childStart[slot]);
+    }
+
+    private void EnsureChildren()
+    {
+        if (_children != null) return;
+        int nodes = _idom.Length;
+        var childStart = new int[nodes + 2];
+        foreach (var d in _idom)
+        {
+            if (d == Unreachable) continue;
+            childStart[(d == SuperRoot ? nodes : d) + 1]++;
+        }
+
+        for (int i = 0; i <= nodes; i++) childStart[i + 1] += childStart[i];
+        var children = new int[childStart[nodes + 1]];
+        var fill = (int[])childStart.Clone();
+        for (int v = 0; v < nodes; v++)
+        {
+            var d = _idom[v];
+            if (d == Unreachable) continue;
+            children[fill[d == SuperRoot ? nodes : d]++] = v;
+        }
+
+        _children = children;
+        _childStart = childStart;
+    }
+
+    /// <summary>
+    /// Retained size per class the way VisualVM counts it: the sum over objects of the class that no other object
+    /// of the same class dominates. One iterative walk of the dominator tree.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public long[] RetainedSizeByClass(HeapGraph graph)
+    {
+        ArgumentNullException.ThrowIfNull(graph);
+        EnsureChildren();
+        var result = new long[graph.Classes.Count];
+        var active = new int[graph.Classes.Count + 1];
+        int sentinel = graph.Classes.Count;
+        int nodes = _idom.Length;
+        var stack = new int[nodes + 1];
+        var cursor = new int[nodes + 1];
+        int sp = 0;
+        stack[sp] = nodes;
+        cursor[sp] = _childStart![nodes];
+        sp++;
+        while (sp > 0)
+        {
+            int v = stack[sp - 1];
+            int end = _childStart[v + 1];
+            if (cursor[sp - 1] >= end)
+            {
+                sp--;
+                if (v != nodes) active[graph.GetClassIndex(v)]--;
+                continue;
+            }
+
+            int c = _children![cursor[sp - 1]++];
+            int cls = graph.GetClassIndex(c);
+            if (graph.GetKind(c) == HeapObjectKind.Class)
+            {
+                // Class objects are not instances of a user class; VisualVM keeps them out of every class total.
+                cls = sentinel;
+            }
+            else if (active[cls] == 0)
+            {
+                result[cls] += _retained[c];
+            }
+
+            active[cls]++;
+            stack[sp] = c;
+            cursor[sp] = _childStart[c];
+            sp++;
+        }
+
+        return result;
+    }
+}

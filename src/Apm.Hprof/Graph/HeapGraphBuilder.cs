@@ -1,0 +1,433 @@
+using System.Runtime.CompilerServices;
+using Apm.Hprof.Reader;
+
+namespace Apm.Hprof.Graph;
+
+/// <summary>
+/// Builds a <see cref="HeapGraph"/> in three passes, after Shark's HprofInMemoryIndex: (1) metadata (strings,
+/// classes, roots, stack traces) and an object count; (2) the id and record offset of every object into exactly
+/// sized arrays; then a sort by id; (3) per object, in id order, its class, shallow size and outgoing references
+/// into CSR arrays. Peak memory is about 30 bytes per object plus 4 per reference.
+/// </summary>
+internal static class HeapGraphBuilder
+{
+    public static HeapGraph Build(HprofFile file, Action<string, double>? progress, CancellationToken ct)
+    {
+        var b = new HeapGraph.Builder();
+        var meta = new MetaVisitor(b);
+        var scanner = new HprofScanner(file);
+        double len = file.Length;
+        b.TraceFile = file;
+        scanner.Scan(ref meta, HprofRecordKinds.All, p => progress?.Invoke("index: metadata", p / len), ct);
+
+        long n = meta.ObjectCount + meta.ClassDumps.Count;
+        if (n > Array.MaxLength - 1) throw new HprofFormatException(HprofErrorKind.Corrupt, 0, -1, "more objects than an index can hold");
+        var pos = new PositionVisitor(new long[n], new long[n]);
+        foreach (var cd in meta.ClassDumps) pos.Add(cd.ClassId, cd.RecordOffset);
+        scanner.Scan(ref pos, HprofRecordKinds.Objects, p => progress?.Invoke("index: positions", p / len), ct);
+        if (pos.Count != n) throw new HprofFormatException(HprofErrorKind.Corrupt, 0, -1, "object count changed between passes");
+        ct.ThrowIfCancellationRequested();
+        Array.Sort(pos.Ids, pos.Offsets);
+        b.Ids = pos.Ids;
+        b.Offsets = pos.Offsets;
+
+        BuildClasses(file, b, meta);
+        IndexObjects(file, b, progress, ct);
+        ResolveRoots(b, meta);
+        return new HeapGraph(file, b);
+    }
+
+    private static string JavaName(string internalName)
+    {
+        int dims = 0;
+        while (dims < internalName.Length && internalName[dims] == '[') dims++;
+        if (dims == 0) return internalName.Replace('/', '.');
+        var rest = internalName[dims..];
+        string elem = rest switch
+        {
+            "Z" => "boolean",
+            "C" => "char",
+            "F" => "float",
+            "D" => "double",
+            "B" => "byte",
+            "S" => "short",
+            "I" => "int",
+            "J" => "long",
+            _ when rest.StartsWith('L') && rest.EndsWith(';') => rest[1..^1].Replace('/', '.'),
+            _ => rest.Replace('/', '.'),
+        };
+        return elem + string.Concat(Enumerable.Repeat("[]", dims));
+    }
+
+    private static HprofBasicType? ElementTypeOf(string javaName)
+    {
+        if (!javaName.EndsWith("[]", StringComparison.Ordinal)) return null;
+        var elem = javaName[..^2];
+        foreach (var t in PrimitiveTypes)
+        {
+            if (elem == HprofTypes.JavaName(t)) return t;
+        }
+
+        return HprofBasicType.Object;
+    }
+
+    private static readonly HprofBasicType[] PrimitiveTypes =
+    [
+        HprofBasicType.Boolean, HprofBasicType.Char, HprofBasicType.Float, HprofBasicType.Double,
+        HprofBasicType.Byte, HprofBasicType.Short, HprofBasicType.Int, HprofBasicType.Long,
+    ];
+
+    private static void BuildClasses(HprofFile file, HeapGraph.Builder b, MetaVisitor meta)
+    {
+        var classes = new List<HeapClass>(meta.ClassDumps.Count + 9);
+        var dumps = new Dictionary<int, HprofClassDump>();
+        foreach (var cd in meta.ClassDumps)
+        {
+            if (b.ClassById.ContainsKey(cd.ClassId)) continue;
+            var name = meta.ClassNames.TryGetValue(cd.ClassId, out var nameId) && b.Strings.TryGetValue(nameId, out var s)
+                ? JavaName(file.Utf8(s.Offset, s.Length))
+                : FormattableString.Invariant($"class@0x{cd.ClassId:X}");
+            var hc = new HeapClass(classes.Count, cd.ClassId, name)
+            {
+                InstanceSize = cd.InstanceSize,
+                ClassLoaderId = cd.ClassLoaderId,
+                ArrayElementType = ElementTypeOf(name),
+                ObjectIndex = FindIndex(b.Ids, cd.ClassId),
+            };
+            b.ClassById[cd.ClassId] = hc.Index;
+            dumps[hc.Index] = cd;
+            classes.Add(hc);
+            b.ClassByName.TryAdd(name, hc.Index);
+        }
+
+        foreach (var t in PrimitiveTypes)
+        {
+            var name = HprofTypes.JavaName(t) + "[]";
+            if (b.ClassByName.ContainsKey(name)) continue;
+            var hc = new HeapClass(classes.Count, 0, name) { ArrayElementType = t };
+            classes.Add(hc);
+            b.ClassByName[name] = hc.Index;
+        }
+
+        b.Classes = [.. classes];
+        foreach (var (index, cd) in dumps)
+        {
+            var hc = b.Classes[index];
+            hc.SuperClass = cd.SuperClassId != 0 && b.ClassById.TryGetValue(cd.SuperClassId, out var sup) ? sup : -1;
+            hc.StaticFields = [.. cd.StaticFields.Select(sf => new HeapStaticField(Str(file, b, sf.NameId), sf.Type, sf.Value))];
+        }
+
+        var referenceClass = b.ClassByName.TryGetValue("java.lang.ref.Reference", out var rc) ? rc : -1;
+        foreach (var (index, cd) in dumps)
+        {
+            var hc = b.Classes[index];
+            var layout = new List<HeapField>();
+            var refOffsets = new List<int>();
+            int offset = 0;
+            int c = index;
+            for (int guard = 0; c >= 0 && guard <= b.Classes.Length; guard++)
+            {
+                if (!dumps.TryGetValue(c, out var d)) break;
+                foreach (var fd in d.InstanceFields)
+                {
+                    var field = new HeapField(Str(file, b, fd.NameId), fd.Type, offset, c);
+                    layout.Add(field);
+                    if (fd.Type == HprofBasicType.Object)
+                    {
+                        if (c == referenceClass && field.Name == "referent") hc.ReferentOffset = offset;
+                        else refOffsets.Add(offset);
+                    }
+
+                    offset += HprofTypes.SizeOf(fd.Type, file.IdSize);
+                }
+
+                if (c == referenceClass) hc.IsReference = true;
+                c = b.Classes[c].SuperClass;
+            }
+
+            hc.Layout = layout;
+            hc.DeclaredFields = [.. layout.Where(l => l.DeclaringClass == index)];
+            hc.RefOffsets = [.. refOffsets];
+            hc.LayoutSize = offset;
+        }
+    }
+
+    private static string Str(HprofFile file, HeapGraph.Builder b, long id) =>
+        b.Strings.TryGetValue(id, out var s) ? file.Utf8(s.Offset, s.Length) : FormattableString.Invariant($"field@0x{id:X}");
+
+    private static int FindIndex(long[] ids, long id)
+    {
+        var i = Array.BinarySearch(ids, id);
+        return i >= 0 ? i : -1;
+    }
+
+    private static int Align8(long size) => (int)Math.Min(int.MaxValue, (size + 7) & ~7L);
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void IndexObjects(HprofFile file, HeapGraph.Builder b, Action<string, double>? progress, CancellationToken ct)
+    {
+        int n = b.Ids.Length;
+        int id = file.IdSize;
+        var ids = b.Ids;
+        var offsets = b.Offsets;
+        var classOf = new int[n];
+        var kind = new byte[n];
+        var shallow = new int[n];
+        var refStart = new int[n + 1];
+        var refs = new int[Math.Max(16, n * 2)];
+        int refCount = 0;
+        long dangling = 0;
+        var classes = b.Classes;
+        var classById = b.ClassById;
+        int javaLangClass = b.ClassByName.TryGetValue("java.lang.Class", out var jlc) ? jlc : -1;
+
+        // Shallow sizes follow the JVM's layout, as VisualVM computes them: the dump's ids are 8 bytes, but a
+        // 64-bit JVM with a heap under 32 GiB uses compressed oops (4-byte references, 12-byte object headers).
+        // The highest object address tells which mode the dump came from.
+        bool compressed = id == 4 || (n > 0 && (ulong)ids[n - 1] < (32UL << 30));
+        int refSlot = compressed ? 4 : 8;
+        int objectHeader = compressed ? 12 : 16;
+        int arrayHeader = 16;
+        foreach (var c in classes)
+        {
+            if (c.IsArray || c.Id == 0) continue;
+            long size = objectHeader;
+            foreach (var fld in c.Layout) size += fld.Type == HprofBasicType.Object ? refSlot : HprofTypes.SizeOf(fld.Type, id);
+            c.JvmInstanceSize = Align8(size);
+        }
+
+        for (int i = 0; i < n; i++)
+        {
+            if ((i & 0xFFFFF) == 0)
+            {
+                ct.ThrowIfCancellationRequested();
+                progress?.Invoke("index: references", (double)i / n);
+            }
+
+            refStart[i] = refCount;
+            long off = offsets[i];
+            int tag = file.U1(off);
+            long p = off + 1;
+            switch (tag)
+            {
+                case HprofTag.InstanceDump:
+                    {
+                        long classId = file.Id(p + id + 4);
+                        int dataLen = (int)file.U4(p + (2 * id) + 4);
+                        long data = p + (2 * id) + 8;
+                        if (!classById.TryGetValue(classId, out var ci))
+                            throw new HprofFormatException(HprofErrorKind.Corrupt, off, tag, FormattableString.Invariant($"instance of unknown class 0x{classId:X}"));
+                        var cls = classes[ci];
+                        if (cls.LayoutSize > dataLen)
+                            throw new HprofFormatException(HprofErrorKind.Corrupt, off, tag, FormattableString.Invariant($"instance of {cls.Name} has {dataLen} bytes of fields, its class needs {cls.LayoutSize}"));
+                        classOf[i] = ci;
+                        kind[i] = (byte)HeapObjectKind.Instance;
+                        shallow[i] = cls.JvmInstanceSize;
+                        foreach (var ro in cls.RefOffsets)
+                        {
+                            long target = file.Id(data + ro);
+                            if (target == 0) continue;
+                            int t = FindIndex(ids, target);
+                            if (t < 0)
+                            {
+                                dangling++;
+                                continue;
+                            }
+
+                            if (refCount == refs.Length) Array.Resize(ref refs, Grow(refs.Length));
+                            refs[refCount++] = t;
+                        }
+
+                        break;
+                    }
+
+                case HprofTag.ObjectArrayDump:
+                    {
+                        int len = (int)file.U4(p + id + 4);
+                        long classId = file.Id(p + id + 8);
+                        long data = p + (2 * id) + 8;
+                        classOf[i] = classById.TryGetValue(classId, out var ci) ? ci : b.ClassByName.GetValueOrDefault("java.lang.Object[]", -1);
+                        if (classOf[i] < 0)
+                            throw new HprofFormatException(HprofErrorKind.Corrupt, off, tag, FormattableString.Invariant($"object array of unknown class 0x{classId:X}"));
+                        kind[i] = (byte)HeapObjectKind.ObjectArray;
+                        shallow[i] = Align8(arrayHeader + ((long)len * refSlot));
+                        for (int e = 0; e < len; e++)
+                        {
+                            long target = file.Id(data + ((long)e * id));
+                            if (target == 0) continue;
+                            int t = FindIndex(ids, target);
+                            if (t < 0)
+                            {
+                                dangling++;
+                                continue;
+                            }
+
+                            if (refCount == refs.Length) Array.Resize(ref refs, Grow(refs.Length));
+                            refs[refCount++] = t;
+                        }
+
+                        break;
+                    }
+
+                case HprofTag.PrimitiveArrayDump:
+                case HprofTag.PrimitiveArrayNoData:
+                    {
+                        int len = (int)file.U4(p + id + 4);
+                        var type = (HprofBasicType)file.U1(p + id + 8);
+                        classOf[i] = b.ClassByName[HprofTypes.JavaName(type) + "[]"];
+                        kind[i] = (byte)HeapObjectKind.PrimitiveArray;
+                        shallow[i] = Align8(arrayHeader + ((long)len * HprofTypes.SizeOf(type, id)));
+                        break;
+                    }
+
+                case HprofTag.ClassDump:
+                    {
+                        kind[i] = (byte)HeapObjectKind.Class;
+                        classOf[i] = javaLangClass >= 0 ? javaLangClass : classById[ids[i]];
+                        var described = classes[classById[ids[i]]];
+                        shallow[i] = 0;
+                        foreach (var sf in described.StaticFields)
+                        {
+                            if (sf.Type != HprofBasicType.Object || sf.Value == 0) continue;
+                            int t = FindIndex(ids, sf.Value);
+                            if (t < 0)
+                            {
+                                dangling++;
+                                continue;
+                            }
+
+                            if (refCount == refs.Length) Array.Resize(ref refs, Grow(refs.Length));
+                            refs[refCount++] = t;
+                        }
+
+                        break;
+                    }
+
+                default:
+                    throw new HprofFormatException(HprofErrorKind.Corrupt, off, tag, "index points at an unexpected record");
+            }
+
+            var c = classes[classOf[i]];
+            if (kind[i] != (byte)HeapObjectKind.Class)
+            {
+                c.InstanceCount++;
+                c.ShallowSizeTotal += shallow[i];
+            }
+        }
+
+        refStart[n] = refCount;
+        Array.Resize(ref refs, refCount);
+        b.ClassOf = classOf;
+        b.Kind = kind;
+        b.Shallow = shallow;
+        b.RefStart = refStart;
+        b.Refs = refs;
+        b.RefCount = refCount;
+        b.Dangling = dangling;
+    }
+
+    private static int Grow(int length)
+    {
+        long next = Math.Min(Array.MaxLength, (long)length + (length / 2) + 16);
+        if (next <= length) throw new HprofFormatException(HprofErrorKind.Corrupt, 0, -1, "more references than an index can hold");
+        return (int)next;
+    }
+
+    private static void ResolveRoots(HeapGraph.Builder b, MetaVisitor meta)
+    {
+        foreach (var r in meta.RawRoots)
+        {
+            int o = FindIndex(b.Ids, r.Id);
+            if (o < 0) continue;
+            b.Roots.Add(new HeapRoot(o, r.Kind, r.ThreadSerial, r.Frame));
+            if (r.Kind == HprofRootKind.ThreadObject)
+            {
+                b.ThreadObjectBySerial[r.ThreadSerial] = o;
+                b.ThreadTraceBySerial[r.ThreadSerial] = r.Frame;
+            }
+        }
+    }
+
+    private struct MetaVisitor(HeapGraph.Builder b) : IHprofVisitor
+    {
+        public long ObjectCount;
+        public readonly List<HprofClassDump> ClassDumps = [];
+        public readonly Dictionary<long, long> ClassNames = [];
+        public readonly List<(long Id, HprofRootKind Kind, int ThreadSerial, int Frame)> RawRoots = [];
+
+        public readonly void OnString(long id, long textOffset, int byteLength) => b.Strings[id] = (textOffset, byteLength);
+
+        public readonly void OnLoadClass(int classSerial, long classId, int stackSerial, long nameId)
+        {
+            ClassNames[classId] = nameId;
+            b.ClassIdBySerial[classSerial] = classId;
+        }
+
+        public readonly void OnFrame(long frameId, long methodNameId, long signatureId, long sourceFileId, int classSerial, int line) =>
+            b.Frames[frameId] = (methodNameId, sourceFileId, classSerial, line);
+
+        public readonly void OnTrace(int serial, int threadSerial, long frameIdsOffset, int frameCount)
+        {
+            var f = b.TraceFile!;
+            var frames = new long[frameCount];
+            for (int i = 0; i < frameCount; i++) frames[i] = f.Id(frameIdsOffset + ((long)i * f.IdSize));
+            b.Traces[serial] = frames;
+        }
+
+        public readonly void OnRoot(HprofRootKind kind, long objectId, int threadSerial, int frameNumber) =>
+            RawRoots.Add((objectId, kind, threadSerial, frameNumber));
+
+        public readonly void OnClassDump(HprofClassDump dump) => ClassDumps.Add(dump);
+
+        public void OnInstance(long id, long classId, long recordOffset, long dataOffset, int dataLength) => ObjectCount++;
+
+        public void OnObjectArray(long id, long arrayClassId, long recordOffset, long elementsOffset, int length) => ObjectCount++;
+
+        public void OnPrimitiveArray(long id, HprofBasicType type, long recordOffset, long dataOffset, int length) => ObjectCount++;
+    }
+
+    private struct PositionVisitor(long[] ids, long[] offsets) : IHprofVisitor
+    {
+        public readonly long[] Ids = ids;
+        public readonly long[] Offsets = offsets;
+        public int Count;
+
+        public void Add(long id, long offset)
+        {
+            if (Count >= Ids.Length) throw new HprofFormatException(HprofErrorKind.Corrupt, offset, -1, "more objects than counted");
+            Ids[Count] = id;
+            Offsets[Count] = offset;
+            Count++;
+        }
+
+        public readonly void OnString(long id, long textOffset, int byteLength)
+        {
+        }
+
+        public readonly void OnLoadClass(int classSerial, long classId, int stackSerial, long nameId)
+        {
+        }
+
+        public readonly void OnFrame(long frameId, long methodNameId, long signatureId, long sourceFileId, int classSerial, int line)
+        {
+        }
+
+        public readonly void OnTrace(int serial, int threadSerial, long frameIdsOffset, int frameCount)
+        {
+        }
+
+        public readonly void OnRoot(HprofRootKind kind, long objectId, int threadSerial, int frameNumber)
+        {
+        }
+
+        public readonly void OnClassDump(HprofClassDump dump)
+        {
+        }
+
+        public void OnInstance(long id, long classId, long recordOffset, long dataOffset, int dataLength) => Add(id, recordOffset);
+
+        public void OnObjectArray(long id, long arrayClassId, long recordOffset, long elementsOffset, int length) => Add(id, recordOffset);
+
+        public void OnPrimitiveArray(long id, HprofBasicType type, long recordOffset, long dataOffset, int length) => Add(id, recordOffset);
+    }
+}
