@@ -91,8 +91,10 @@ public class JvmDiscoveryTests
     [Fact]
     public async Task A_jvm_in_its_own_pid_namespace_with_a_private_tmp_is_found_through_its_proc_root()
     {
-        using var dir = new TempDir();
-        var classes = Path.Combine(dir.Path, "classes");
+        // The classes live outside /tmp: the JVM resolves its class path to an absolute path, which the private
+        // /tmp would hide.
+        var classes = Path.Combine(AppContext.BaseDirectory, "ns-classes-" + Guid.NewGuid().ToString("N")[..8]);
+        using var cleanup = new DeleteOnDispose(classes);
         JavaFixture.RunTool("javac", ["-d", classes, Path.Combine(JavaFixture.SourceDirectory, "IdleService.java")]);
         var psi = new ProcessStartInfo("unshare") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         // cd first: the class directory stays reachable through the working directory after /tmp is hidden.
@@ -166,5 +168,13 @@ public class JvmDiscoveryTests
         Directory.CreateDirectory(Path.Combine(p, "ns"));
         File.CreateSymbolicLink(Path.Combine(p, "ns", "pid"), ns);
         File.WriteAllText(Path.Combine(p, "status"), $"Name:\tjava\nTgid:\t{pid}\n{nstgid}\nNSpid:\t{pid}\n");
+    }
+
+    private sealed class DeleteOnDispose(string path) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (Directory.Exists(path)) Directory.Delete(path, recursive: true);
+        }
     }
 }
