@@ -170,7 +170,7 @@ public sealed partial class SampleConsumer : IDisposable
 
             _previous[s.Jvm.JvmId] = s;
         }
-        else if (message.Status.State == JvmStatus.Types.State.Gone)
+        else if (message.BodyCase == CollectorMessage.BodyOneofCase.Status && message.Status.State == JvmStatus.Types.State.Gone)
         {
             _previous.Remove(message.Status.Jvm.JvmId);
         }

@@ -20,7 +20,14 @@ public static class SamplePoints
         "jvm.gc.collections", "jvm.gc.time", "jvm.gc.overhead",
         "jvm.thread.count", "jvm.thread.daemon.count", "jvm.class.count", "jvm.class.unloaded",
         "jvm.safepoint.count", "jvm.safepoint.time", "jvm.uptime",
+        "jvm.finalizer.pending", "jvm.finalizer.registered", "jvm.class.instances", "jvm.class.bytes",
     ];
+
+    /// <summary>
+    /// Measurement of attach outcomes, one point per change: field value (1 = works again, 0 = failing), failure,
+    /// reason and command.
+    /// </summary>
+    public const string AttachMeasurement = "apm.jvm.attach";
 
     /// <summary>
     /// Appends the points of <paramref name="message"/> to <paramref name="lines"/> and returns how many.
@@ -34,6 +41,9 @@ public static class SamplePoints
         {
             CollectorMessage.BodyOneofCase.Sample => AppendSample(lines, message.Sample, previous),
             CollectorMessage.BodyOneofCase.Status => AppendStatus(lines, message.Status),
+            CollectorMessage.BodyOneofCase.Finalizer => AppendFinalizer(lines, message.Finalizer),
+            CollectorMessage.BodyOneofCase.Histogram => AppendHistogram(lines, message.Histogram),
+            CollectorMessage.BodyOneofCase.AttachStatus => AppendAttachStatus(lines, message.AttachStatus),
             _ => throw new InvalidDataException("message has no body"),
         };
     }
@@ -41,17 +51,76 @@ public static class SamplePoints
     /// <summary>Checks what the decoder cannot: the fields the points depend on are present.</summary>
     public static string? Validate(CollectorMessage message)
     {
-        var jvm = message.BodyCase switch
+        ArgumentNullException.ThrowIfNull(message);
+        var (jvm, time) = message.BodyCase switch
         {
-            CollectorMessage.BodyOneofCase.Sample => message.Sample.Jvm,
-            CollectorMessage.BodyOneofCase.Status => message.Status.Jvm,
-            _ => null,
+            CollectorMessage.BodyOneofCase.Sample => (message.Sample.Jvm, message.Sample.TimeUnixNanos),
+            CollectorMessage.BodyOneofCase.Status => (message.Status.Jvm, message.Status.TimeUnixNanos),
+            CollectorMessage.BodyOneofCase.Finalizer => (message.Finalizer.Jvm, message.Finalizer.TimeUnixNanos),
+            CollectorMessage.BodyOneofCase.Histogram => (message.Histogram.Jvm, message.Histogram.TimeUnixNanos),
+            CollectorMessage.BodyOneofCase.AttachStatus => (message.AttachStatus.Jvm, message.AttachStatus.TimeUnixNanos),
+            _ => (null, 0L),
         };
         if (message.BodyCase == CollectorMessage.BodyOneofCase.None) return "message has no body";
         if (jvm is null || string.IsNullOrEmpty(jvm.JvmId)) return "message has no JVM id";
-        var time = message.BodyCase == CollectorMessage.BodyOneofCase.Sample ? message.Sample.TimeUnixNanos : message.Status.TimeUnixNanos;
         if (time <= 0) return "message has no time";
+        if (message.BodyCase == CollectorMessage.BodyOneofCase.Finalizer && message.Finalizer.Classes.Any(c => string.IsNullOrEmpty(c.ClassName)))
+            return "finalizer sample has a class without a name";
+        if (message.BodyCase == CollectorMessage.BodyOneofCase.Histogram && message.Histogram.Rows.Any(r => string.IsNullOrEmpty(r.ClassName)))
+            return "histogram sample has a row without a class name";
         return null;
+    }
+
+    /// <summary>
+    /// jvm.finalizer.pending: the total as a series without a <c>class</c> tag, and one series per class with
+    /// it (so the per-class series sum to the total; never add the total to them).
+    /// </summary>
+    private static int AppendFinalizer(LineProtocolBuilder lines, FinalizerSample f)
+    {
+        var t = f.TimeUnixNanos;
+        var id = f.Jvm.JvmId;
+        var host = f.Jvm.Host;
+        var n = Scalar(lines, "jvm.finalizer.pending", id, host, f.PendingTotal, t);
+        foreach (var c in f.Classes)
+        {
+            lines.Measurement("jvm.finalizer.pending").Tag("class", c.ClassName).Tag("host", host).Tag("jvm_id", id).Field("value", c.Count).Timestamp(t);
+            n++;
+        }
+
+        return n;
+    }
+
+    /// <summary>
+    /// jvm.finalizer.registered (instances of java.lang.ref.Finalizer), and jvm.class.instances / jvm.class.bytes:
+    /// per kept class with a <c>class</c> tag, and the whole heap's total as the series without one.
+    /// </summary>
+    private static int AppendHistogram(LineProtocolBuilder lines, ClassHistogramSample h)
+    {
+        var t = h.TimeUnixNanos;
+        var id = h.Jvm.JvmId;
+        var host = h.Jvm.Host;
+        var n = Scalar(lines, "jvm.finalizer.registered", id, host, h.FinalizerRegistered, t);
+        n += Scalar(lines, "jvm.class.instances", id, host, h.TotalInstances, t);
+        n += Scalar(lines, "jvm.class.bytes", id, host, h.TotalBytes, t);
+        foreach (var r in h.Rows)
+        {
+            lines.Measurement("jvm.class.instances").Tag("class", r.ClassName).Tag("host", host).Tag("jvm_id", id).Field("value", r.Instances).Timestamp(t);
+            lines.Measurement("jvm.class.bytes").Tag("class", r.ClassName).Tag("host", host).Tag("jvm_id", id).Field("value", r.Bytes).Timestamp(t);
+            n += 2;
+        }
+
+        return n;
+    }
+
+    private static int AppendAttachStatus(LineProtocolBuilder lines, AttachStatus a)
+    {
+        lines.Measurement(AttachMeasurement).Tag("host", a.Jvm.Host).Tag("jvm_id", a.Jvm.JvmId)
+            .Field("value", a.Ok ? 1L : 0L)
+            .Field("failure", a.Failure)
+            .Field("reason", a.Reason)
+            .Field("command", a.Command)
+            .Timestamp(a.TimeUnixNanos);
+        return 1;
     }
 
     private static int AppendSample(LineProtocolBuilder lines, JvmSample s, JvmSample? previous)

@@ -9,6 +9,10 @@ internal sealed class CollectorCounterSource(CollectorMetrics m) : ICounterSourc
 {
     public IEnumerable<KeyValuePair<string, long>> ReadCounters() =>
     [
+        .. m.AttachFailuresByKind.Select(k => new KeyValuePair<string, long>("collector.attach_failures." + k.Key, k.Value)),
+        new("collector.attach_failures", m.AttachFailures),
+        new("collector.finalizer_samples", m.FinalizerSamples),
+        new("collector.histogram_samples", m.HistogramSamples),
         new("collector.jvms_watched", m.JvmsWatched),
         new("collector.jvms_discovered", m.JvmsDiscovered),
         new("collector.jvms_gone", m.JvmsGone),

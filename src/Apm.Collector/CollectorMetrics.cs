@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+
 namespace Apm.Collector;
 
 /// <summary>Counters of one collector; every drop is counted here (nothing is lost silently).</summary>
@@ -10,6 +12,23 @@ public sealed class CollectorMetrics
     private long _unreadable;
     private long _jvmsDiscovered;
     private long _jvmsGone;
+
+    private readonly ConcurrentDictionary<string, long> _attachFailuresByKind = new(StringComparer.Ordinal);
+    private long _finalizerSamples;
+    private long _histogramSamples;
+    private long _attachFailures;
+
+    /// <summary>GC.finalizer_info answers read and turned into messages.</summary>
+    public long FinalizerSamples => Interlocked.Read(ref _finalizerSamples);
+
+    /// <summary>GC.class_histogram answers read and turned into messages.</summary>
+    public long HistogramSamples => Interlocked.Read(ref _histogramSamples);
+
+    /// <summary>Attach requests that failed (every failure, not only status changes).</summary>
+    public long AttachFailures => Interlocked.Read(ref _attachFailures);
+
+    /// <summary>Failed attach requests by kind (an <see cref="Apm.Jvm.Attach.AttachFailure"/> name or "ParseError").</summary>
+    public IReadOnlyDictionary<string, long> AttachFailuresByKind => new Dictionary<string, long>(_attachFailuresByKind, StringComparer.Ordinal);
 
     public long SamplesRead => Interlocked.Read(ref _samplesRead);
 
@@ -45,4 +64,14 @@ public sealed class CollectorMetrics
     internal void Discovered() => Interlocked.Increment(ref _jvmsDiscovered);
 
     internal void Gone() => Interlocked.Increment(ref _jvmsGone);
+
+    internal void FinalizerSampled() => Interlocked.Increment(ref _finalizerSamples);
+
+    internal void HistogramSampled() => Interlocked.Increment(ref _histogramSamples);
+
+    internal void AttachFailed(string kind)
+    {
+        Interlocked.Increment(ref _attachFailures);
+        _attachFailuresByKind.AddOrUpdate(kind, 1, (_, n) => n + 1);
+    }
 }

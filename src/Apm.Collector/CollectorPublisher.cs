@@ -14,7 +14,7 @@ namespace Apm.Collector;
 /// </summary>
 public sealed partial class CollectorPublisher : IDisposable
 {
-    /// <summary>Header naming the message's body kind ("sample" or "status").</summary>
+    /// <summary>Header naming the message's body kind ("sample", "status", "finalizer", "histogram" or "attach-status").</summary>
     public const string TypeHeader = "apm-type";
 
     /// <summary>Header naming the protobuf message type of the value.</summary>
@@ -23,6 +23,9 @@ public sealed partial class CollectorPublisher : IDisposable
     private static readonly byte[] SchemaValue = "apm.v1.CollectorMessage"u8.ToArray();
     private static readonly byte[] SampleType = "sample"u8.ToArray();
     private static readonly byte[] StatusType = "status"u8.ToArray();
+    private static readonly byte[] FinalizerType = "finalizer"u8.ToArray();
+    private static readonly byte[] HistogramType = "histogram"u8.ToArray();
+    private static readonly byte[] AttachStatusType = "attach-status"u8.ToArray();
 
     private readonly IProducer<string, byte[]> _producer;
     private readonly CollectorMetrics _metrics;
@@ -50,10 +53,19 @@ public sealed partial class CollectorPublisher : IDisposable
     public bool Publish(CollectorMessage message)
     {
         message.CollectorId = _collectorId;
-        var key = message.BodyCase == CollectorMessage.BodyOneofCase.Sample ? message.Sample.Jvm.JvmId : message.Status.Jvm.JvmId;
+        var (jvm, type) = message.BodyCase switch
+        {
+            CollectorMessage.BodyOneofCase.Sample => (message.Sample.Jvm, SampleType),
+            CollectorMessage.BodyOneofCase.Status => (message.Status.Jvm, StatusType),
+            CollectorMessage.BodyOneofCase.Finalizer => (message.Finalizer.Jvm, FinalizerType),
+            CollectorMessage.BodyOneofCase.Histogram => (message.Histogram.Jvm, HistogramType),
+            CollectorMessage.BodyOneofCase.AttachStatus => (message.AttachStatus.Jvm, AttachStatusType),
+            _ => throw new ArgumentException("message has no body", nameof(message)),
+        };
+        var key = jvm?.JvmId ?? throw new ArgumentException("message has no JVM identity", nameof(message));
         var headers = new Headers
         {
-            { TypeHeader, message.BodyCase == CollectorMessage.BodyOneofCase.Sample ? SampleType : StatusType },
+            { TypeHeader, type },
             { SchemaHeader, SchemaValue },
         };
         try

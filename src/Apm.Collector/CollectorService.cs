@@ -11,6 +11,7 @@ public sealed partial class CollectorService : BackgroundService
     private readonly CollectorOptions _options;
     private readonly KafkaOptions _kafka;
     private readonly ILogger<CollectorService> _logger;
+    private IReadOnlyList<Apm.Protocol.V1.JvmIdentity> _watched = [];
 
     public CollectorService(IOptions<CollectorOptions> options, IOptions<KafkaOptions> kafka, CollectorMetrics metrics, ILogger<CollectorService> logger)
     {
@@ -28,26 +29,63 @@ public sealed partial class CollectorService : BackgroundService
         await Task.Yield();
         using var sampler = new JvmSampler(_options, Metrics, _logger);
         using var publisher = new CollectorPublisher(_kafka, _options, Metrics, _logger);
+        using var attach = new AttachSampler(_options, Metrics, _logger, m => publisher.Publish(m));
         var interval = _options.EffectiveSampleInterval;
         LogStarted(_logger, interval, _options.EffectiveHostName);
-        using var timer = new PeriodicTimer(interval);
+
+        // The attach loop runs beside the counter loop: a slow or stuck JVM there never delays counter samples.
+        using var attachStop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var attachLoop = attach.Enabled ? RunAttachLoopAsync(attach, attachStop.Token) : Task.CompletedTask;
+        try
+        {
+            using var timer = new PeriodicTimer(interval);
+            do
+            {
+                try
+                {
+                    foreach (var message in sampler.Poll())
+                    {
+                        publisher.Publish(message);
+                    }
+
+                    Volatile.Write(ref _watched, sampler.SnapshotJvms());
+                }
+#pragma warning disable CA1031 // One bad poll must not stop the collector; it is logged and the next poll runs.
+                catch (Exception ex)
+#pragma warning restore CA1031
+                {
+                    LogPollFailed(_logger, ex);
+                }
+            }
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+        }
+        finally
+        {
+            // Requests in flight must finish (or see the cancellation) before the publisher is disposed.
+            await attachStop.CancelAsync().ConfigureAwait(false);
+            await attachLoop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await attach.DrainAsync().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    private async Task RunAttachLoopAsync(AttachSampler attach, CancellationToken ct)
+    {
+        await Task.Yield();
+        using var timer = new PeriodicTimer(attach.TickInterval);
         do
         {
             try
             {
-                foreach (var message in sampler.Poll())
-                {
-                    publisher.Publish(message);
-                }
+                attach.Tick(Volatile.Read(ref _watched), ct);
             }
-#pragma warning disable CA1031 // One bad poll must not stop the collector; it is logged and the next poll runs.
+#pragma warning disable CA1031 // A failed tick must not stop finalizer and histogram sampling; it is logged.
             catch (Exception ex)
 #pragma warning restore CA1031
             {
                 LogPollFailed(_logger, ex);
             }
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false));
+        while (await timer.WaitForNextTickAsync(ct).ConfigureAwait(false));
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Collector started: every {Interval} on host {Host}")]

@@ -33,6 +33,12 @@ public sealed partial class JvmSampler : IDisposable
     /// <summary>JVM ids being watched now.</summary>
     public IReadOnlyCollection<string> WatchedJvmIds => _jvms.Values.Select(t => t.Identity.JvmId).ToList();
 
+    /// <summary>
+    /// Copies of the identities of the JVMs being watched (readable or not), for the attach loop, which runs
+    /// on another thread; copies because the sampler completes identities in place.
+    /// </summary>
+    public IReadOnlyList<JvmIdentity> SnapshotJvms() => _jvms.Values.Select(t => t.Identity.Clone()).ToList();
+
     /// <summary>Discovers JVMs, reads every one, and returns the messages to publish (samples and status changes).</summary>
     public IReadOnlyList<CollectorMessage> Poll()
     {

@@ -32,6 +32,8 @@ public static partial class ApiEndpoints
         "jvm.thread.count" or "jvm.thread.daemon.count" => "{thread}",
         "jvm.class.count" or "jvm.class.unloaded" => "{class}",
         "jvm.safepoint.count" => "{safepoint}",
+        "jvm.finalizer.pending" or "jvm.finalizer.registered" or "jvm.class.instances" => "{object}",
+        "jvm.class.bytes" => "By",
         _ => "1",
     };
 
