@@ -93,7 +93,9 @@ public class JvmDiscoveryTests
     {
         // The classes live outside /tmp: the JVM resolves its class path to an absolute path, which the private
         // /tmp would hide.
-        var classes = Path.Combine(AppContext.BaseDirectory, "ns-classes-" + Guid.NewGuid().ToString("N")[..8]);
+        // (The repository itself may be cloned under /tmp, so not beside the test assembly either.)
+        var outside = Directory.Exists("/var/tmp") ? "/var/tmp" : Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        var classes = Path.Combine(outside, "apm-ns-classes-" + Guid.NewGuid().ToString("N")[..8]);
         using var cleanup = new DeleteOnDispose(classes);
         JavaFixture.RunTool("javac", ["-d", classes, Path.Combine(JavaFixture.SourceDirectory, "IdleService.java")]);
         var psi = new ProcessStartInfo("unshare") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
