@@ -165,6 +165,17 @@ public sealed class JavaFixture : IDisposable
         var outDir = Path.Combine(Path.GetTempPath(), "apm-java-fixtures-" + Environment.ProcessId + "-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(outDir);
         RunTool("javac", ["-nowarn", "-d", outDir, .. files], TimeSpan.FromMinutes(3));
+        // The classes are shared by every fixture of this test process: remove them when it ends.
+        AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+        {
+            try
+            {
+                Directory.Delete(outDir, recursive: true);
+            }
+            catch (IOException)
+            {
+            }
+        };
         return outDir;
     }
 }
