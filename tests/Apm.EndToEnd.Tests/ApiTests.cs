@@ -73,6 +73,33 @@ public sealed class ApiTests
         Assert.Equal(HttpStatusCode.ServiceUnavailable, (await api.GetAsync("/healthz")).StatusCode);
     }
 
+    [Fact]
+    public async Task With_an_api_key_configured_the_api_requires_it_and_healthz_stays_open()
+    {
+        await using var pipeline = await Pipeline.StartAsync();
+        var api = await pipeline.StartApiAsync(apiKey: "s3cret-key");
+        Assert.Equal(HttpStatusCode.Unauthorized, (await api.GetAsync("/api/jvms")).StatusCode);
+        using (var wrong = new HttpRequestMessage(HttpMethod.Get, "/api/jvms"))
+        {
+            wrong.Headers.Add("X-Api-Key", "s3cret-kez");
+            Assert.Equal(HttpStatusCode.Unauthorized, (await api.SendAsync(wrong)).StatusCode);
+        }
+
+        using (var header = new HttpRequestMessage(HttpMethod.Get, "/api/jvms"))
+        {
+            header.Headers.Add("X-Api-Key", "s3cret-key");
+            Assert.Equal(HttpStatusCode.OK, (await api.SendAsync(header)).StatusCode);
+        }
+
+        using (var bearer = new HttpRequestMessage(HttpMethod.Get, "/api/jvms"))
+        {
+            bearer.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", "s3cret-key");
+            Assert.Equal(HttpStatusCode.OK, (await api.SendAsync(bearer)).StatusCode);
+        }
+
+        Assert.Equal(HttpStatusCode.OK, (await api.GetAsync("/healthz")).StatusCode);
+    }
+
     [Theory]
     [InlineData("http://127.0.0.1:5080", null, null)]
     [InlineData("http://localhost:5080", null, null)]

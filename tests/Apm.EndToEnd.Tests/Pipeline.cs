@@ -64,7 +64,7 @@ public sealed class Pipeline : IAsyncDisposable
     }
 
     /// <summary>Serves the JSON API on a free loopback port; <see cref="Api"/> talks to it.</summary>
-    public async Task<HttpClient> StartApiAsync(TimeSpan? staleAfter = null)
+    public async Task<HttpClient> StartApiAsync(TimeSpan? staleAfter = null, string? apiKey = null)
     {
         var port = FreePort.Next();
         var builder = WebApplication.CreateSlimBuilder();
@@ -72,6 +72,7 @@ public sealed class Pipeline : IAsyncDisposable
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
         {
             ["Apm:Api:StaleAfter"] = (staleAfter ?? TimeSpan.FromSeconds(60)).ToString(),
+            ["Apm:Auth:ApiKey"] = apiKey,
         });
         builder.Logging.ClearProviders();
         builder.Services.AddApmApi(builder.Configuration, InfluxOptions);
