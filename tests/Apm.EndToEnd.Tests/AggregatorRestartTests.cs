@@ -38,7 +38,7 @@ public sealed class AggregatorRestartTests
 
         using var second = StartAggregatorProcess(pipeline);
         await producing;
-        Assert.True(await Pipeline.EventuallyAsync(async () => await pipeline.CountAsync("jvm.uptime", prefix) == total, TimeSpan.FromSeconds(90)),
+        Assert.True(await Pipeline.EventuallyAsync(async () => await pipeline.CountAsync("jvm.uptime", prefix) == total, TimeSpan.FromSeconds(120)),
             $"stored {await pipeline.CountAsync("jvm.uptime", prefix)} of {total}; output: {second.Output}");
         await Task.Delay(2000);
         Assert.Equal(total, await pipeline.CountAsync("jvm.uptime", prefix));
@@ -58,6 +58,10 @@ public sealed class AggregatorRestartTests
         };
         psi.Environment["Apm__Kafka__BootstrapServers"] = pipeline.KafkaOptions.BootstrapServers;
         psi.Environment["Apm__Kafka__EnsureTopics"] = "false"; // the test created them on the mock cluster
+        // The mock cluster rebalances away from a killed member only when its session times out (45 s by
+        // default): a short session keeps the test about the replay, not about waiting.
+        psi.Environment["Apm__Kafka__Extra__session.timeout.ms"] = "6000";
+        psi.Environment["Apm__Kafka__Extra__heartbeat.interval.ms"] = "1000";
         psi.Environment["Apm__Influx__Url"] = pipeline.InfluxOptions.Url!.ToString();
         psi.Environment["Apm__Aggregator__BatchMaxDelay"] = "00:00:00.300";
         psi.Environment["Apm__Aggregator__BatchMaxPoints"] = "2000";
