@@ -161,6 +161,22 @@ internal static class HeapGraphBuilder
         return i >= 0 ? i : -1;
     }
 
+    /// <summary>Appends the edge to <paramref name="target"/> (null ids are no edge; ids not in the dump count as dangling).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddEdge(long[] ids, long target, ref int[] refs, ref int refCount, ref long dangling)
+    {
+        if (target == 0) return;
+        int t = FindIndex(ids, target);
+        if (t < 0)
+        {
+            dangling++;
+            return;
+        }
+
+        if (refCount == refs.Length) Array.Resize(ref refs, Grow(refs.Length));
+        refs[refCount++] = t;
+    }
+
     private static int Align8(long size) => (int)Math.Min(int.MaxValue, (size + 7) & ~7L);
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
@@ -225,17 +241,7 @@ internal static class HeapGraphBuilder
                         shallow[i] = cls.JvmInstanceSize;
                         foreach (var ro in cls.RefOffsets)
                         {
-                            long target = file.Id(data + ro);
-                            if (target == 0) continue;
-                            int t = FindIndex(ids, target);
-                            if (t < 0)
-                            {
-                                dangling++;
-                                continue;
-                            }
-
-                            if (refCount == refs.Length) Array.Resize(ref refs, Grow(refs.Length));
-                            refs[refCount++] = t;
+                            AddEdge(ids, file.Id(data + ro), ref refs, ref refCount, ref dangling);
                         }
 
                         break;
@@ -253,17 +259,7 @@ internal static class HeapGraphBuilder
                         shallow[i] = Align8(arrayHeader + ((long)len * refSlot));
                         for (int e = 0; e < len; e++)
                         {
-                            long target = file.Id(data + ((long)e * id));
-                            if (target == 0) continue;
-                            int t = FindIndex(ids, target);
-                            if (t < 0)
-                            {
-                                dangling++;
-                                continue;
-                            }
-
-                            if (refCount == refs.Length) Array.Resize(ref refs, Grow(refs.Length));
-                            refs[refCount++] = t;
+                            AddEdge(ids, file.Id(data + ((long)e * id)), ref refs, ref refCount, ref dangling);
                         }
 
                         break;
@@ -288,16 +284,7 @@ internal static class HeapGraphBuilder
                         shallow[i] = 0;
                         foreach (var sf in described.StaticFields)
                         {
-                            if (sf.Type != HprofBasicType.Object || sf.Value == 0) continue;
-                            int t = FindIndex(ids, sf.Value);
-                            if (t < 0)
-                            {
-                                dangling++;
-                                continue;
-                            }
-
-                            if (refCount == refs.Length) Array.Resize(ref refs, Grow(refs.Length));
-                            refs[refCount++] = t;
+                            if (sf.Type == HprofBasicType.Object) AddEdge(ids, sf.Value, ref refs, ref refCount, ref dangling);
                         }
 
                         break;
