@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using System.Text.RegularExpressions;
 using Apm.Influx;
 using Microsoft.AspNetCore.Builder;
@@ -75,26 +74,25 @@ public static partial class ApiEndpoints
         var reasons = ByJvm(results, 3);
         var now = DateTimeOffset.UtcNow;
         var list = new List<JvmSummary>();
-        foreach (var (id, (tags, row, columns)) in last)
+        foreach (var (id, l) in last)
         {
-            var lastSeen = TimeOf(row);
-            var status = Str(row, columns, "status") ?? "unknown";
+            var lastSeen = TimeOf(l);
+            var status = l.GetString(0, "status") ?? "unknown";
             if (status == "live" && now - lastSeen > o.StaleAfter) status = "stale";
-            var firstSeen = first.TryGetValue(id, out var f) ? TimeOf(f.Row) : lastSeen;
-            info.TryGetValue(id, out var i);
-            reasons.TryGetValue(id, out var r);
+            var firstSeen = first.TryGetValue(id, out var f) ? TimeOf(f) : lastSeen;
+            var i = info.GetValueOrDefault(id);
             list.Add(new JvmSummary(
                 id,
-                tags.GetValueOrDefault("host") ?? string.Empty,
-                (int)(i.Row is null ? 0 : Num(i.Row, i.Columns, "pid") ?? 0),
-                i.Row is null ? string.Empty : Str(i.Row, i.Columns, "main_class") ?? string.Empty,
-                i.Row is null ? string.Empty : Str(i.Row, i.Columns, "jvm_version") ?? string.Empty,
-                i.Row is null ? string.Empty : Str(i.Row, i.Columns, "jvm_vendor") ?? string.Empty,
-                i.Row is null ? string.Empty : Str(i.Row, i.Columns, "gc") ?? string.Empty,
+                l.Tags.GetValueOrDefault("host") ?? string.Empty,
+                (int)(i?.GetInt64(0, "pid") ?? 0),
+                i?.GetString(0, "main_class") ?? string.Empty,
+                i?.GetString(0, "jvm_version") ?? string.Empty,
+                i?.GetString(0, "jvm_vendor") ?? string.Empty,
+                i?.GetString(0, "gc") ?? string.Empty,
                 firstSeen,
                 lastSeen,
                 status,
-                status is "unreadable" or "gone" && r.Row is not null ? Str(r.Row, r.Columns, "reason") : null));
+                status is "unreadable" or "gone" ? reasons.GetValueOrDefault(id)?.GetString(0, "reason") : null));
         }
 
         list.Sort((a, b) => string.CompareOrdinal(a.Host, b.Host) is var c && c != 0 ? c : string.CompareOrdinal(a.Id, b.Id));
@@ -126,7 +124,7 @@ public static partial class ApiEndpoints
         }
 
         var where = string.Create(CultureInfo.InvariantCulture,
-            $"WHERE \"jvm_id\" = {InfluxQl.QuoteString(id)} AND time >= {ToNanos(from)} AND time <= {ToNanos(to)}");
+            $"WHERE \"jvm_id\" = {InfluxQl.QuoteString(id)} AND time >= {InfluxQl.Time(from)} AND time <= {InfluxQl.Time(to)}");
         var query = step is { } st
             ? string.Create(CultureInfo.InvariantCulture, $"SELECT mean(\"value\") AS \"value\" FROM {InfluxQl.QuoteIdentifier(metric)} {where} GROUP BY time({(long)st.TotalSeconds}s), * fill(none)")
             : $"SELECT \"value\" FROM {InfluxQl.QuoteIdentifier(metric)} {where} GROUP BY *";
@@ -138,12 +136,10 @@ public static partial class ApiEndpoints
             {
                 var labels = s.Tags.Where(t => t.Key is not "jvm_id" and not "host" && !string.IsNullOrEmpty(t.Value))
                     .ToDictionary(t => t.Key, t => t.Value, StringComparer.Ordinal);
-                var vi = IndexOf(s.Columns, "value");
                 var points = new List<double[]>(s.Values.Count);
-                foreach (var row in s.Values)
+                for (var row = 0; row < s.Values.Count; row++)
                 {
-                    if (vi < 0 || row[vi].ValueKind != JsonValueKind.Number) continue;
-                    points.Add([row[0].GetInt64() / 1_000_000, row[vi].GetDouble()]);
+                    if (s.GetDouble(row, "value") is { } v && s.GetTime(row) is { } t) points.Add([t / 1_000_000, v]);
                 }
 
                 series.Add(new MetricSeries(labels, points));
@@ -154,46 +150,20 @@ public static partial class ApiEndpoints
         return Results.Json(new MetricResponse(id, metric, UnitOf(metric), from, to, stepLabel, series), ApiJsonContext.Default.MetricResponse);
     }
 
-    private static Dictionary<string, (IReadOnlyDictionary<string, string> Tags, IReadOnlyList<JsonElement> Row, IReadOnlyList<string> Columns)> ByJvm(
-        IReadOnlyList<InfluxStatementResult> results, int statement)
+    /// <summary>The first row of each JVM's series in one statement's result.</summary>
+    private static Dictionary<string, InfluxSeries> ByJvm(IReadOnlyList<InfluxStatementResult> results, int statement)
     {
-        var map = new Dictionary<string, (IReadOnlyDictionary<string, string>, IReadOnlyList<JsonElement>, IReadOnlyList<string>)>(StringComparer.Ordinal);
+        var map = new Dictionary<string, InfluxSeries>(StringComparer.Ordinal);
         if (results.Count <= statement) return map;
         foreach (var s in results[statement].Series)
         {
-            if (!s.Tags.TryGetValue("jvm_id", out var id) || s.Values.Count == 0) continue;
-            map[id] = (s.Tags, s.Values[0], s.Columns);
+            if (s.Tags.TryGetValue("jvm_id", out var id) && s.Values.Count > 0) map[id] = s;
         }
 
         return map;
     }
 
-    private static DateTimeOffset TimeOf(IReadOnlyList<JsonElement> row) =>
-        DateTimeOffset.UnixEpoch.AddTicks(row[0].GetInt64() / 100);
-
-    private static string? Str(IReadOnlyList<JsonElement> row, IReadOnlyList<string> columns, string column)
-    {
-        var i = IndexOf(columns, column);
-        return i >= 0 && row[i].ValueKind == JsonValueKind.String ? row[i].GetString() : null;
-    }
-
-    private static double? Num(IReadOnlyList<JsonElement> row, IReadOnlyList<string> columns, string column)
-    {
-        var i = IndexOf(columns, column);
-        return i >= 0 && row[i].ValueKind == JsonValueKind.Number ? row[i].GetDouble() : null;
-    }
-
-    private static int IndexOf(IReadOnlyList<string> columns, string name)
-    {
-        for (var i = 0; i < columns.Count; i++)
-        {
-            if (columns[i] == name) return i;
-        }
-
-        return -1;
-    }
-
-    private static long ToNanos(DateTimeOffset t) => (t.UtcTicks - DateTime.UnixEpoch.Ticks) * 100;
+    private static DateTimeOffset TimeOf(InfluxSeries series) => DateTimeOffset.UnixEpoch.AddTicks((series.GetTime(0) ?? 0) / 100);
 
     private static IResult BadRequest(string error) =>
         Results.Json(new ErrorResponse(error), ApiJsonContext.Default.ErrorResponse, statusCode: 400);
