@@ -41,7 +41,8 @@ internal static class ApmHost
         });
         // Request logs are noise for operators; warnings and errors still show.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
-        var bootLogger = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true)).CreateLogger("apm");
+        using var bootLoggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
+        var bootLogger = bootLoggerFactory.CreateLogger("apm");
 
         // Where to listen: --urls / ASPNETCORE_URLS, else 127.0.0.1:5080 for the API, else a free loopback port (health only).
         var urls = config["urls"];
@@ -60,30 +61,25 @@ internal static class ApmHost
         {
             // Kafka: a configured cluster, or the embedded mock cluster (single node).
             var kafka = config.GetSection("Apm:Kafka").Get<KafkaOptions>() ?? new KafkaOptions();
-            if (kafka.UsesEmbeddedCluster)
+            if (kafka.UsesEmbeddedCluster && roles != ApmRoles.All && roles != ApmRoles.Api)
             {
-                if (roles != ApmRoles.All && roles != ApmRoles.Api)
-                {
-                    await Console.Error.WriteLineAsync("apm: set Apm__Kafka__BootstrapServers (the embedded broker only lives inside `apm up`).").ConfigureAwait(false);
-                    return 2;
-                }
-
-                if (roles.HasFlag(ApmRoles.Collector))
-                {
-                    var cluster = EmbeddedKafkaCluster.Start(kafka.EmbeddedBrokers, bootLogger);
-                    disposables.Add(new SyncDisposable(cluster));
-                    foreach (var topic in ApmTopics.All) cluster.CreateTopic(topic, kafka.Partitions);
-                    kafka = kafka.WithBootstrapServers(cluster.BootstrapServers);
-                    bootLogger.LogInformation("Embedded Kafka broker at {Bootstrap}", cluster.BootstrapServers);
-                }
+                await Console.Error.WriteLineAsync("apm: set Apm__Kafka__BootstrapServers (the embedded broker only lives inside `apm up`).").ConfigureAwait(false);
+                return 2;
             }
-            else if (roles.HasFlag(ApmRoles.Aggregator) && config.GetValue("Apm:Kafka:EnsureTopics", true))
+
+            // The embedded broker lives where the collector runs; on a real cluster the aggregator creates missing topics.
+            var startKafka = kafka.UsesEmbeddedCluster
+                ? roles.HasFlag(ApmRoles.Collector)
+                : roles.HasFlag(ApmRoles.Aggregator) && config.GetValue("Apm:Kafka:EnsureTopics", true);
+            if (startKafka)
             {
                 try
                 {
-                    await TopicAdmin.EnsureTopicsAsync(kafka, ApmTopics.All, bootLogger).ConfigureAwait(false);
+                    var runtime = await KafkaRuntime.StartAsync(kafka, bootLogger).ConfigureAwait(false);
+                    disposables.Add(new SyncDisposable(runtime));
+                    kafka = runtime.Options;
                 }
-                catch (Confluent.Kafka.KafkaException ex)
+                catch (Confluent.Kafka.KafkaException ex) when (!kafka.UsesEmbeddedCluster)
                 {
                     // Topics may exist already, or be managed by the cluster's operators; consuming still works.
                     bootLogger.LogWarning("Could not create Apm's topics ({Reason}); continuing with the topics the cluster has", ex.Error.Reason);
@@ -113,6 +109,7 @@ internal static class ApmHost
                 using var writerForSetup = new InfluxWriter(influx);
                 await writerForSetup.EnsureDatabaseAsync().ConfigureAwait(false);
                 builder.Services.AddSingleton(influx);
+                builder.Services.AddSingleton(sp => new InfluxWriter(influx, logger: sp.GetRequiredService<ILogger<InfluxWriter>>()));
                 builder.Services.AddApmApi(config, influx);
             }
 
@@ -128,7 +125,6 @@ internal static class ApmHost
             if (roles.HasFlag(ApmRoles.Aggregator))
             {
                 builder.Services.Configure<AggregatorOptions>(config.GetSection(AggregatorOptions.Section));
-                builder.Services.AddSingleton(sp => new InfluxWriter(influx, logger: sp.GetRequiredService<ILogger<InfluxWriter>>()));
                 builder.Services.AddHostedService<AggregatorService>();
                 builder.Services.AddSingleton<ICounterSource, AggregatorCounterSource>();
             }

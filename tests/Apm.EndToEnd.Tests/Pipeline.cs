@@ -47,7 +47,7 @@ public sealed class Pipeline : IAsyncDisposable
     public static async Task<Pipeline> StartAsync(int brokers = 1)
     {
         var kafka = EmbeddedKafkaCluster.Start(brokers);
-        foreach (var topic in ApmTopics.All) kafka.CreateTopic(topic, 6);
+        TopicAdmin.EnsureTopics(kafka, ApmTopics.All, partitions: 6);
         var influx = await InfluxServer.StartAsync();
         var p = new Pipeline(kafka, influx);
         using var w = new InfluxWriter(p.InfluxOptions);
