@@ -27,7 +27,7 @@ public sealed partial class SampleConsumer : IDisposable
     private readonly Dictionary<TopicPartition, TopicPartitionOffset> _pending = [];
     private readonly Dictionary<string, JvmSample> _previous = new(StringComparer.Ordinal);
     private static readonly TimeSpan ShutdownGrace = TimeSpan.FromSeconds(10);
-    private LineProtocolBuilder _batch = new();
+    private readonly LineProtocolBuilder _batch = new();
     private int _batchPoints;
     private DateTime _batchStarted;
     private CancellationToken _stopping;
@@ -67,7 +67,7 @@ public sealed partial class SampleConsumer : IDisposable
             .SetPartitionsLostHandler((_, parts) =>
             {
                 _pending.Clear();
-                _batch = new LineProtocolBuilder();
+                _batch.Clear();
                 _batchPoints = 0;
                 _previous.Clear();
                 LogLost(_logger, parts.Count);
@@ -236,7 +236,7 @@ public sealed partial class SampleConsumer : IDisposable
         }
 
         _pending.Clear();
-        _batch = new LineProtocolBuilder();
+        _batch.Clear();
         _batchPoints = 0;
     }
 

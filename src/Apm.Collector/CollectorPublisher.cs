@@ -80,9 +80,6 @@ public sealed partial class CollectorPublisher : IDisposable
         }
     }
 
-    /// <summary>Messages queued locally and not yet acknowledged by the broker.</summary>
-    public int InFlight => _producer.Flush(TimeSpan.Zero);
-
     /// <summary>Waits up to <paramref name="timeout"/> for queued messages to be acknowledged; returns how many remain.</summary>
     public int Flush(TimeSpan timeout) => _producer.Flush(timeout);
 

@@ -70,7 +70,8 @@ public sealed partial class JvmSampler : IDisposable
 
         foreach (var (path, tracked) in _jvms.ToList())
         {
-            if (!seen.Contains(path) || !ProcessInfo.IsAlive(_options.ProcRoot, tracked.Jvm.Pid))
+            // Discovery lists only JVMs whose process is alive, so absence from this poll means the JVM exited.
+            if (!seen.Contains(path))
             {
                 _jvms.Remove(path);
                 tracked.Dispose();
@@ -150,8 +151,8 @@ public sealed partial class JvmSampler : IDisposable
             Sequence = ++tracked.Sequence,
             TimeUnixNanos = NowNanos(),
             UptimeSeconds = c.UptimeSeconds,
-            LastGcCause = c.LastGcCause ?? string.Empty,
-            GcCause = c.GcCause ?? string.Empty,
+            LastGcCause = c.LastGcCause,
+            GcCause = c.GcCause,
             Safepoints = c.Safepoints,
             SafepointTimeSeconds = c.SafepointTimeSeconds,
             SafepointSyncTimeSeconds = c.SafepointSyncTimeSeconds,

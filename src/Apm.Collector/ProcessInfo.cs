@@ -37,8 +37,6 @@ internal static class ProcessInfo
         }
     }
 
-    public static bool IsAlive(string procRoot, int pid) => Directory.Exists(Path.Combine(procRoot, pid.ToString(CultureInfo.InvariantCulture)));
-
     private static long? BootTimeUnixMs(string procRoot)
     {
         if (_bootTimeUnixMs is { } cached) return cached;
