@@ -21,7 +21,8 @@ public sealed class CollectorTests
 
         // First poll after the JVM started: one interval at most.
         var first = sampler.Poll();
-        var sample = first.Where(m => m.BodyCase == CollectorMessage.BodyOneofCase.Sample).Select(m => m.Sample).Single(s => s.Jvm.Pid == jvm.Pid);
+        var sample = first.Where(m => m.BodyCase == CollectorMessage.BodyOneofCase.Sample).Select(m => m.Sample).SingleOrDefault(s => s.Jvm.Pid == jvm.Pid);
+        Assert.True(sample != null, $"no sample of pid {jvm.Pid} at the first poll; messages: {string.Join("; ", first)}; unreadable readings {metrics.UnreadableReadings}");
         Assert.Equal("IdleService", sample.Jvm.MainClass);
         Assert.Equal(1UL, sample.Sequence);
         Assert.Contains(sample.Spaces, s => s.Pool == "eden" && s.MaxBytes > 0);
