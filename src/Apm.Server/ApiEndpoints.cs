@@ -18,6 +18,7 @@ public static partial class ApiEndpoints
         app.MapGet("/healthz", HealthAsync);
         app.MapGet("/api/jvms", ListJvmsAsync);
         app.MapGet("/api/jvms/{id}/metrics/{metric}", MetricAsync);
+        app.MapApmAlerts();
         return app;
     }
 

@@ -47,4 +47,5 @@ public sealed record ErrorResponse(string Error);
 [JsonSerializable(typeof(MetricResponse))]
 [JsonSerializable(typeof(HealthResponse))]
 [JsonSerializable(typeof(ErrorResponse))]
+[JsonSerializable(typeof(IReadOnlyList<AlertRecord>))]
 public sealed partial class ApiJsonContext : JsonSerializerContext;

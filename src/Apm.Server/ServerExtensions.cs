@@ -17,6 +17,7 @@ public static class ServerExtensions
         var auth = configuration.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
         services.AddSingleton(auth);
         services.AddSingleton(_ => new InfluxQueryClient(influx));
+        services.AddSingleton<AlertQueries>();
         services.TryAddSingleton(_ => new InfluxWriter(influx));
         return services;
     }

@@ -1,0 +1,45 @@
+namespace Apm.Alerts;
+
+/// <summary>
+/// How alert transitions are stored in InfluxDB: one point per transition in <see cref="Measurement"/>, one series per
+/// alert (the <see cref="AlertIdTag"/> tag), the point's time being the transition time. The aggregator writes it; the
+/// API and the dashboard read the latest point of each series. Documented in docs/api.md.
+/// </summary>
+public static class AlertSchema
+{
+    /// <summary>The measurement.</summary>
+    public const string Measurement = "apm.alert";
+
+    /// <summary>Tag: the JVM id.</summary>
+    public const string JvmIdTag = "jvm_id";
+
+    /// <summary>Tag: the JVM's host.</summary>
+    public const string HostTag = "host";
+
+    /// <summary>Tag: the rule id.</summary>
+    public const string RuleTag = "rule";
+
+    /// <summary>Tag: the alert id (<c>jvmId|ruleId|startedAt</c>).</summary>
+    public const string AlertIdTag = "alert_id";
+
+    /// <summary>String field: pending, firing or resolved.</summary>
+    public const string StateField = "state";
+
+    /// <summary>String field: the rule's summary.</summary>
+    public const string SummaryField = "summary";
+
+    /// <summary>String field: the evidence as a JSON object of strings.</summary>
+    public const string EvidenceField = "evidence";
+
+    /// <summary>Integer fields: Unix milliseconds, 0 when not (yet) known.</summary>
+    public const string StartedAtField = "started_at";
+
+    /// <inheritdoc cref="StartedAtField"/>
+    public const string FiredAtField = "fired_at";
+
+    /// <inheritdoc cref="StartedAtField"/>
+    public const string ResolvedAtField = "resolved_at";
+
+    /// <summary>String field: the JVM's main class (from the JVM, untrusted).</summary>
+    public const string MainClassField = "main_class";
+}

@@ -1,0 +1,115 @@
+using System.Globalization;
+using System.Text.Json;
+using Apm.Alerts;
+using Apm.Influx;
+
+namespace Apm.Server;
+
+/// <summary>One alert as the API and the dashboard show it: its latest state.</summary>
+/// <param name="Id">Stable id of the episode (<c>jvmId|ruleId|startedAt</c>).</param>
+/// <param name="JvmId">The JVM.</param>
+/// <param name="Rule">Rule id, e.g. <c>FinalizerBacklog</c>.</param>
+/// <param name="State"><c>pending</c>, <c>firing</c> or <c>resolved</c>.</param>
+/// <param name="StartedAt">First breach.</param>
+/// <param name="FiredAt">When it fired; null while pending.</param>
+/// <param name="ResolvedAt">When it resolved; null until then.</param>
+/// <param name="Summary">The rule's explanation (contains class names from the JVM: untrusted).</param>
+/// <param name="Evidence">The numbers behind the verdict, by stable key (untrusted text).</param>
+/// <param name="Host">The JVM's host.</param>
+/// <param name="MainClass">The JVM's main class (untrusted).</param>
+public sealed record AlertRecord(
+    string Id,
+    string JvmId,
+    string Rule,
+    string State,
+    DateTimeOffset StartedAt,
+    DateTimeOffset? FiredAt,
+    DateTimeOffset? ResolvedAt,
+    string Summary,
+    IReadOnlyDictionary<string, string> Evidence,
+    string Host = "",
+    string MainClass = "");
+
+/// <summary>
+/// Reads alerts from InfluxDB (<see cref="AlertSchema"/>): the latest point of every alert series within the lookback.
+/// One query per call; cost grows with the number of alerts in the lookback (alerts are rare: one series per episode).
+/// </summary>
+public sealed class AlertQueries(InfluxQueryClient influx)
+{
+    /// <summary>The state filters <see cref="ListAsync"/> accepts.</summary>
+    public static readonly IReadOnlySet<string> States = new HashSet<string>(StringComparer.Ordinal) { "firing", "resolved", "pending", "all" };
+
+    /// <summary>How far back alerts are listed.</summary>
+    public TimeSpan Lookback { get; init; } = TimeSpan.FromDays(30);
+
+    /// <summary>
+    /// Alerts whose latest state matches <paramref name="state"/> (<c>firing</c>, <c>resolved</c>, <c>pending</c> or
+    /// <c>all</c>), optionally for one JVM; newest transition first. Throws <see cref="ArgumentException"/> on an unknown state.
+    /// </summary>
+    public async Task<IReadOnlyList<AlertRecord>> ListAsync(string state, string? jvmId, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        if (!States.Contains(state)) throw new ArgumentException($"state must be one of firing, resolved, pending, all; not '{state}'.", nameof(state));
+        var where = string.Create(CultureInfo.InvariantCulture, $"time > now() - {(long)Lookback.TotalSeconds}s");
+        if (!string.IsNullOrEmpty(jvmId)) where += $" AND {InfluxQl.QuoteIdentifier(AlertSchema.JvmIdTag)} = {InfluxQl.QuoteString(jvmId)}";
+        var query = $"SELECT * FROM {InfluxQl.QuoteIdentifier(AlertSchema.Measurement)} WHERE {where} " +
+                    $"GROUP BY {InfluxQl.QuoteIdentifier(AlertSchema.AlertIdTag)} ORDER BY time DESC LIMIT 1";
+        var result = await influx.QueryAsync(query, ct).ConfigureAwait(false);
+        var list = new List<(long Time, AlertRecord Alert)>();
+        foreach (var s in result.Series)
+        {
+            if (s.Values.Count == 0) continue;
+            var alert = Read(s);
+            if (alert is null || (state != "all" && alert.State != state)) continue;
+            list.Add((s.GetTime(0) ?? 0, alert));
+        }
+
+        list.Sort((a, b) => b.Time != a.Time ? b.Time.CompareTo(a.Time) : string.CompareOrdinal(a.Alert.Id, b.Alert.Id));
+        return list.Select(a => a.Alert).ToList();
+    }
+
+    private static AlertRecord? Read(InfluxSeries s)
+    {
+        var id = s.Tags.GetValueOrDefault(AlertSchema.AlertIdTag);
+        var jvm = s.GetString(0, AlertSchema.JvmIdTag);
+        var rule = s.GetString(0, AlertSchema.RuleTag);
+        var state = s.GetString(0, AlertSchema.StateField);
+        if (string.IsNullOrEmpty(id) || jvm is null || rule is null || state is null) return null;
+        return new AlertRecord(
+            id,
+            jvm,
+            rule,
+            state,
+            Ms(s.GetInt64(0, AlertSchema.StartedAtField)) ?? DateTimeOffset.UnixEpoch,
+            Ms(s.GetInt64(0, AlertSchema.FiredAtField)),
+            Ms(s.GetInt64(0, AlertSchema.ResolvedAtField)),
+            s.GetString(0, AlertSchema.SummaryField) ?? string.Empty,
+            ParseEvidence(s.GetString(0, AlertSchema.EvidenceField)),
+            s.GetString(0, AlertSchema.HostTag) ?? string.Empty,
+            s.GetString(0, AlertSchema.MainClassField) ?? string.Empty);
+    }
+
+    private static DateTimeOffset? Ms(long? ms) => ms is > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(ms.Value) : null;
+
+    private static Dictionary<string, string> ParseEvidence(string? json)
+    {
+        var evidence = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (string.IsNullOrEmpty(json)) return evidence;
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) return evidence;
+            foreach (var p in doc.RootElement.EnumerateObject())
+            {
+                evidence[p.Name] = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() ?? string.Empty : p.Value.GetRawText();
+            }
+        }
+        catch (JsonException)
+        {
+            // A hand-written point with broken evidence still lists; the raw text is kept under one key.
+            evidence["raw"] = json;
+        }
+
+        return evidence;
+    }
+}
