@@ -10,6 +10,12 @@ public sealed class AggregatorMetrics
     private long _writeFailures;
     private long _commits;
     private long _sequenceGaps;
+    private long _alertsFired;
+    private long _alertsResolved;
+    private long _alertTransitions;
+    private long _ruleEvaluations;
+    private long _ruleFailures;
+    private long _alertMailQueueFailures;
 
     public long MessagesConsumed => Interlocked.Read(ref _consumed);
 
@@ -29,6 +35,24 @@ public sealed class AggregatorMetrics
     /// <summary>Samples whose sequence number skipped ahead of the previous one (samples lost before Kafka).</summary>
     public long SequenceGaps => Interlocked.Read(ref _sequenceGaps);
 
+    /// <summary>Alert transitions (pending, firing, resolved) produced by the rules.</summary>
+    public long AlertTransitions => Interlocked.Read(ref _alertTransitions);
+
+    /// <summary>Alerts that fired.</summary>
+    public long AlertsFired => Interlocked.Read(ref _alertsFired);
+
+    /// <summary>Alerts that resolved.</summary>
+    public long AlertsResolved => Interlocked.Read(ref _alertsResolved);
+
+    /// <summary>Per-JVM rule evaluations (all rules at once).</summary>
+    public long RuleEvaluations => Interlocked.Read(ref _ruleEvaluations);
+
+    /// <summary>Rule runs that threw; the rule is skipped for that evaluation.</summary>
+    public long RuleFailures => Interlocked.Read(ref _ruleFailures);
+
+    /// <summary>Alert e-mails that could not be written to the outbox (disk full, ...): the alert is stored, the mail is lost.</summary>
+    public long AlertMailQueueFailures => Interlocked.Read(ref _alertMailQueueFailures);
+
     /// <summary>Partitions this instance owns now.</summary>
     public int AssignedPartitions { get; internal set; }
 
@@ -47,4 +71,19 @@ public sealed class AggregatorMetrics
     internal void Committed() => Interlocked.Increment(ref _commits);
 
     internal void SequenceGap() => Interlocked.Increment(ref _sequenceGaps);
+
+    internal void AlertTransition(bool fired, bool resolved)
+    {
+        Interlocked.Increment(ref _alertTransitions);
+        if (fired) Interlocked.Increment(ref _alertsFired);
+        if (resolved) Interlocked.Increment(ref _alertsResolved);
+    }
+
+    internal void RulesEvaluated(long evaluations, long failures)
+    {
+        Interlocked.Exchange(ref _ruleEvaluations, evaluations);
+        Interlocked.Exchange(ref _ruleFailures, failures);
+    }
+
+    internal void AlertMailQueueFailed() => Interlocked.Increment(ref _alertMailQueueFailures);
 }

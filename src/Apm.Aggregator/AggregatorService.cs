@@ -1,3 +1,4 @@
+using Apm.Aggregator.Alerting;
 using Apm.Influx;
 using Apm.Kafka;
 using Microsoft.Extensions.Hosting;
@@ -6,13 +7,14 @@ using Microsoft.Extensions.Options;
 
 namespace Apm.Aggregator;
 
-/// <summary>Hosts one <see cref="SampleConsumer"/> on a dedicated thread (its Consume loop blocks).</summary>
+/// <summary>Hosts one <see cref="SampleConsumer"/> on a dedicated thread (its Consume loop blocks); with an <see cref="AlertSink"/> it evaluates the leak rules too.</summary>
 public sealed class AggregatorService(
     IOptions<AggregatorOptions> options,
     IOptions<KafkaOptions> kafka,
     InfluxWriter writer,
     AggregatorMetrics metrics,
-    ILogger<AggregatorService> logger) : BackgroundService
+    ILogger<AggregatorService> logger,
+    AlertSink? alerts = null) : BackgroundService
 {
     protected override Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -21,7 +23,7 @@ public sealed class AggregatorService(
         {
             try
             {
-                using var consumer = new SampleConsumer(kafka.Value, options.Value, metrics, logger, writer.WriteAsync);
+                using var consumer = new SampleConsumer(kafka.Value, options.Value, metrics, logger, writer.WriteAsync, alerts: alerts);
                 consumer.Run(stoppingToken);
                 done.TrySetResult();
             }

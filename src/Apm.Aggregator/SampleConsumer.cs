@@ -1,4 +1,6 @@
 using System.Text;
+using Apm.Aggregator.Alerting;
+using Apm.Alerts.Rules;
 using Apm.Influx;
 using Apm.Kafka;
 using Apm.Protocol.V1;
@@ -21,7 +23,8 @@ public sealed partial class SampleConsumer : IDisposable
     private readonly ILogger _logger;
     private readonly Func<string, CancellationToken, Task> _write;
     private readonly IConsumer<string, byte[]> _consumer;
-    private readonly IProducer<string, byte[]> _deadLetters;
+    private readonly IProducer<string, byte[]> _producer;
+    private readonly AlertSink? _alerts;
     private readonly string _topic;
     private readonly string _deadLetterTopic;
     private readonly Dictionary<TopicPartition, TopicPartitionOffset> _pending = [];
@@ -33,8 +36,9 @@ public sealed partial class SampleConsumer : IDisposable
     private CancellationToken _stopping;
 
     /// <param name="write">Stores a batch of line protocol; throws when it could not (the batch is then retried).</param>
+    /// <param name="alerts">Rule evaluation and alert outputs; null = samples only.</param>
     public SampleConsumer(KafkaOptions kafka, AggregatorOptions options, AggregatorMetrics metrics, ILogger logger,
-        Func<string, CancellationToken, Task> write, string? topic = null, string? deadLetterTopic = null)
+        Func<string, CancellationToken, Task> write, string? topic = null, string? deadLetterTopic = null, AlertSink? alerts = null)
     {
         ArgumentNullException.ThrowIfNull(kafka);
         _options = options;
@@ -73,7 +77,8 @@ public sealed partial class SampleConsumer : IDisposable
                 LogLost(_logger, parts.Count);
             })
             .Build();
-        _deadLetters = new ProducerBuilder<string, byte[]>(kafka.CreateProducerConfig()).Build();
+        _producer = new ProducerBuilder<string, byte[]>(kafka.CreateProducerConfig()).Build();
+        _alerts = alerts;
     }
 
     /// <summary>Consumes until <paramref name="stoppingToken"/> fires, then stores and commits what it holds.</summary>
@@ -132,8 +137,8 @@ public sealed partial class SampleConsumer : IDisposable
     public void Dispose()
     {
         _consumer.Dispose();
-        _deadLetters.Flush(TimeSpan.FromSeconds(5));
-        _deadLetters.Dispose();
+        _producer.Flush(TimeSpan.FromSeconds(5));
+        _producer.Dispose();
     }
 
     private void Handle(ConsumeResult<string, byte[]> result)
@@ -176,6 +181,48 @@ public sealed partial class SampleConsumer : IDisposable
         }
 
         _batchPoints += SamplePoints.Append(_batch, message, previous);
+        if (_alerts is not null) EvaluateRules(message);
+    }
+
+    /// <summary>
+    /// Runs the rules on the message and sends every transition three ways: a point in the current batch (stored with
+    /// the samples that caused it), a message on the alerts topic (flushed before the commit), and an e-mail queued in
+    /// the persisted outbox (firing and resolved only).
+    /// </summary>
+    private void EvaluateRules(CollectorMessage message)
+    {
+        var engine = _alerts!.Engine;
+        var jvm = SamplePoints.JvmOf(message);
+        var known = engine.Identity(jvm.JvmId);
+        var events = engine.Observe(message);
+        _metrics.RulesEvaluated(engine.Evaluations, engine.RuleFailures);
+        if (events.Count == 0) return;
+        var identity = engine.Identity(jvm.JvmId) ?? known ?? jvm;
+        foreach (var e in events)
+        {
+            _metrics.AlertTransition(e.State == AlertState.Firing, e.State == AlertState.Resolved);
+            LogAlert(_logger, AlertOutputs.StateName(e.State), e.Rule, e.JvmId, e.Summary);
+            _batchPoints += AlertOutputs.AppendPoint(_batch, e, identity);
+            var headers = new Headers { { "apm-schema", "apm.v1.AlertTransition"u8.ToArray() } };
+            _producer.Produce(_alerts.Topic, new Message<string, byte[]>
+            {
+                Key = e.JvmId,
+                Value = AlertOutputs.ToTransition(e, identity).ToByteArray(),
+                Headers = headers,
+            });
+            if (_alerts.Mail is { } mail && AlertOutputs.ToNotification(e, identity) is { } notification)
+            {
+                try
+                {
+                    mail(notification);
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    _metrics.AlertMailQueueFailed();
+                    LogMailQueueFailed(_logger, e.Id, ex.Message);
+                }
+            }
+        }
     }
 
     private void DeadLetter(ConsumeResult<string, byte[]> result, string reason)
@@ -192,7 +239,7 @@ public sealed partial class SampleConsumer : IDisposable
             foreach (var h in result.Message.Headers) headers.Add(h.Key, h.GetValueBytes());
         }
 
-        _deadLetters.Produce(_deadLetterTopic, new Message<string, byte[]> { Key = result.Message.Key, Value = result.Message.Value, Headers = headers });
+        _producer.Produce(_deadLetterTopic, new Message<string, byte[]> { Key = result.Message.Key, Value = result.Message.Value, Headers = headers });
     }
 
     private void FlushBatch()
@@ -222,8 +269,8 @@ public sealed partial class SampleConsumer : IDisposable
             _metrics.Written(_batchPoints);
         }
 
-        // Dead letters must be durable before their offsets are committed.
-        while (_deadLetters.Flush(TimeSpan.FromSeconds(1)) > 0) _stopping.ThrowIfCancellationRequested();
+        // Dead letters and alert transitions must be durable before their offsets are committed.
+        while (_producer.Flush(TimeSpan.FromSeconds(1)) > 0) _stopping.ThrowIfCancellationRequested();
         try
         {
             _consumer.Commit(_pending.Values);
@@ -239,6 +286,12 @@ public sealed partial class SampleConsumer : IDisposable
         _batch.Clear();
         _batchPoints = 0;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Alert {State}: {Rule} on {JvmId}: {Summary}")]
+    private static partial void LogAlert(ILogger logger, string state, string rule, string jvmId, string summary);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Alert {AlertId}: the e-mail could not be queued in the outbox: {Reason}")]
+    private static partial void LogMailQueueFailed(ILogger logger, string alertId, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Stopped with {Points} points not stored; they will be replayed from Kafka")]
     private static partial void LogShutdownUnflushed(ILogger logger, int points);

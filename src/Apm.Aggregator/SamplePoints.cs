@@ -16,7 +16,7 @@ public static class SamplePoints
     /// <summary>The metrics the aggregator writes (the API accepts these names).</summary>
     public static readonly IReadOnlyList<string> Metrics =
     [
-        "jvm.memory.used", "jvm.memory.committed", "jvm.memory.limit",
+        "jvm.memory.used", "jvm.memory.committed", "jvm.memory.limit", "jvm.memory.used_after_last_gc",
         "jvm.gc.collections", "jvm.gc.time", "jvm.gc.overhead",
         "jvm.thread.count", "jvm.thread.daemon.count", "jvm.class.count", "jvm.class.unloaded",
         "jvm.safepoint.count", "jvm.safepoint.time", "jvm.uptime",
@@ -44,6 +44,21 @@ public static class SamplePoints
             CollectorMessage.BodyOneofCase.Finalizer => AppendFinalizer(lines, message.Finalizer),
             CollectorMessage.BodyOneofCase.Histogram => AppendHistogram(lines, message.Histogram),
             CollectorMessage.BodyOneofCase.AttachStatus => AppendAttachStatus(lines, message.AttachStatus),
+            _ => throw new InvalidDataException("message has no body"),
+        };
+    }
+
+    /// <summary>The JVM a (validated) message is about.</summary>
+    public static JvmIdentity JvmOf(CollectorMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        return message.BodyCase switch
+        {
+            CollectorMessage.BodyOneofCase.Sample => message.Sample.Jvm,
+            CollectorMessage.BodyOneofCase.Status => message.Status.Jvm,
+            CollectorMessage.BodyOneofCase.Finalizer => message.Finalizer.Jvm,
+            CollectorMessage.BodyOneofCase.Histogram => message.Histogram.Jvm,
+            CollectorMessage.BodyOneofCase.AttachStatus => message.AttachStatus.Jvm,
             _ => throw new InvalidDataException("message has no body"),
         };
     }
@@ -153,6 +168,16 @@ public static class SamplePoints
             n++;
         }
 
+        // Old generation after GC: its occupancy at the first sample after any collection ended (young collections
+        // promote into it, old ones compact it). OpenTelemetry's name for "used after the most recent GC".
+        if (previous != null && previous.Jvm.JvmId == id && Invocations(s) > Invocations(previous))
+        {
+            foreach (var space in s.Spaces)
+            {
+                if (space.Pool == "old") n += Memory(lines, "jvm.memory.used_after_last_gc", id, host, space, space.UsedBytes, t);
+            }
+        }
+
         n += Scalar(lines, "jvm.thread.count", id, host, s.LiveThreads, t);
         n += Scalar(lines, "jvm.thread.daemon.count", id, host, s.DaemonThreads, t);
         n += Scalar(lines, "jvm.class.count", id, host, s.LoadedClasses, t);
@@ -177,6 +202,13 @@ public static class SamplePoints
             .Field("last_gc_cause", s.LastGcCause)
             .Timestamp(t);
         return n + 1;
+    }
+
+    private static long Invocations(JvmSample s)
+    {
+        long total = 0;
+        foreach (var c in s.Collectors) total += c.Invocations;
+        return total;
     }
 
     private static int AppendStatus(LineProtocolBuilder lines, JvmStatus s)

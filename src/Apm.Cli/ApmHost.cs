@@ -125,6 +125,7 @@ internal static class ApmHost
             if (roles.HasFlag(ApmRoles.Aggregator))
             {
                 builder.Services.Configure<AggregatorOptions>(config.GetSection(AggregatorOptions.Section));
+                builder.Services.AddApmAlerting(config, stateDir, AlertingSetup.FirstUrl(urls), bootLogger);
                 builder.Services.AddHostedService<AggregatorService>();
                 builder.Services.AddSingleton<ICounterSource, AggregatorCounterSource>();
             }

@@ -37,5 +37,11 @@ internal sealed class AggregatorCounterSource(AggregatorMetrics m) : ICounterSou
         new("aggregator.offset_commits", m.OffsetCommits),
         new("aggregator.sequence_gaps", m.SequenceGaps),
         new("aggregator.assigned_partitions", m.AssignedPartitions),
+        new("aggregator.alert_transitions", m.AlertTransitions),
+        new("aggregator.alerts_fired", m.AlertsFired),
+        new("aggregator.alerts_resolved", m.AlertsResolved),
+        new("aggregator.rule_evaluations", m.RuleEvaluations),
+        new("aggregator.rule_failures", m.RuleFailures),
+        new("aggregator.alert_mail_queue_failures", m.AlertMailQueueFailures),
     ];
 }

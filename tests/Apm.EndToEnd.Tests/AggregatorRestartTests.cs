@@ -67,28 +67,4 @@ public sealed class AggregatorRestartTests
         psi.Environment["Apm__Aggregator__BatchMaxPoints"] = "2000";
         return new ChildProcess(Process.Start(psi)!);
     }
-
-    private sealed class ChildProcess : IDisposable
-    {
-        private readonly System.Text.StringBuilder _output = new();
-
-        public ChildProcess(Process process)
-        {
-            Process = process;
-            process.OutputDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
-            process.ErrorDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-        }
-
-        public Process Process { get; }
-
-        public string Output { get { lock (_output) return _output.ToString(); } }
-
-        public void Dispose()
-        {
-            if (!Process.HasExited) Process.Kill(true);
-            Process.Dispose();
-        }
-    }
 }

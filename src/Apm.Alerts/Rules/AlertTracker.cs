@@ -117,6 +117,69 @@ public sealed class AlertTracker
         return events;
     }
 
+    /// <summary>
+    /// The JVM is gone: its firing alerts resolve now (one event each, with <paramref name="reason"/> as the summary) and
+    /// everything the tracker kept for it is dropped, so memory does not grow with JVMs that came and went.
+    /// </summary>
+    public IReadOnlyList<AlertEvent> Retire(string jvmId, DateTimeOffset now, string reason)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(jvmId);
+        ArgumentNullException.ThrowIfNull(reason);
+        var events = new List<AlertEvent>();
+        lock (_lock)
+        {
+            foreach (var key in _entries.Keys.Where(k => k.Jvm == jvmId).ToList())
+            {
+                var e = _entries[key];
+                if (e.State == AlertState.Firing)
+                {
+                    e.State = AlertState.Resolved;
+                    events.Add(Snapshot(e, key.Jvm, key.Rule) with { ResolvedAt = now, Summary = reason + " " + e.Summary });
+                }
+
+                _entries.Remove(key);
+            }
+        }
+
+        return events;
+    }
+
+    /// <summary>
+    /// Puts back a firing alert known from storage (after a restart), so that it resolves or stays quiet instead of
+    /// firing again. Ignored when the tracker already holds state for that JVM and rule, or when the alert is not firing.
+    /// </summary>
+    public void Restore(AlertEvent firing)
+    {
+        ArgumentNullException.ThrowIfNull(firing);
+        if (firing.State != AlertState.Firing) return;
+        lock (_lock)
+        {
+            var key = (firing.JvmId, firing.Rule);
+            if (_entries.ContainsKey(key)) return;
+            _entries[key] = new Entry
+            {
+                State = AlertState.Firing,
+                StartedAt = firing.StartedAt,
+                FiredAt = firing.FiredAt ?? firing.StartedAt,
+                Consecutive = _options.ConsecutiveEvaluations,
+                Summary = firing.Summary,
+                Evidence = firing.Evidence,
+            };
+        }
+    }
+
+    /// <summary>(JVM, rule) pairs the tracker holds state for (pending, firing, cooling down).</summary>
+    public int Count
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _entries.Count;
+            }
+        }
+    }
+
     /// <summary>Alerts currently pending or firing, with their latest summary and evidence.</summary>
     public IReadOnlyList<AlertEvent> Active()
     {

@@ -1,0 +1,13 @@
+using Apm.Alerts.Mail;
+using Apm.Kafka;
+
+namespace Apm.Aggregator.Alerting;
+
+/// <summary>
+/// What the consumer does with rule results: the engine that produces them, where transitions are published, and who
+/// queues the e-mails. Every transition is also written to InfluxDB in the same batch as the samples that caused it.
+/// </summary>
+/// <param name="Engine">The rules and the alert lifecycle (owned by the consumer thread).</param>
+/// <param name="Mail">Queues an e-mail durably (the outbox); throws when it could not; null = no e-mail.</param>
+/// <param name="Topic">The alerts topic.</param>
+public sealed record AlertSink(RuleEngine Engine, Action<AlertNotification>? Mail = null, string Topic = ApmTopics.Alerts);

@@ -1,0 +1,42 @@
+using Apm.Alerts.Rules;
+
+namespace Apm.Aggregator.Alerting;
+
+/// <summary>Rule evaluation in the aggregator, bound from <c>Apm:Alerts</c> (env <c>Apm__Alerts__*</c>); rules from <c>Apm:Rules:&lt;RuleId&gt;</c>.</summary>
+public sealed class AlertingOptions
+{
+    /// <summary>The configuration section.</summary>
+    public const string Section = "Apm:Alerts";
+
+    /// <summary>Evaluate rules at all (off: samples are stored, no alerts).</summary>
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>
+    /// A JVM's rules run at most this often in sample time (and on every finalizer or histogram reading): each run costs
+    /// up to about a millisecond per rule, so this bounds the CPU a large fleet costs.
+    /// </summary>
+    public TimeSpan EvaluationInterval { get; set; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// Heap samples kept for the rules are thinned to at most one per this interval (plus every sample right after a
+    /// collection); 0 = one per (longest heap window / 720). Bounds memory to about 720 samples per JVM per window.
+    /// </summary>
+    public TimeSpan HeapSampleSpacing { get; set; } = TimeSpan.Zero;
+
+    /// <summary>Pending → firing → resolved timing (<c>Apm:Alerts:Lifecycle:*</c>).</summary>
+    public AlertTrackerOptions Lifecycle { get; set; } = new();
+
+    /// <summary>Rules switched off by id (comma-separated in the environment: <c>Apm__Alerts__Disabled=GcOverhead</c>).</summary>
+    public string Disabled { get; set; } = "";
+
+    /// <summary>Validates the timing; throws <see cref="ArgumentOutOfRangeException"/> naming the setting.</summary>
+    public void Validate()
+    {
+        if (EvaluationInterval < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(EvaluationInterval), EvaluationInterval, "Apm:Alerts:EvaluationInterval must not be negative.");
+        if (HeapSampleSpacing < TimeSpan.Zero) throw new ArgumentOutOfRangeException(nameof(HeapSampleSpacing), HeapSampleSpacing, "Apm:Alerts:HeapSampleSpacing must not be negative.");
+    }
+
+    /// <summary>The ids in <see cref="Disabled"/>.</summary>
+    public IReadOnlySet<string> DisabledRules() =>
+        new HashSet<string>(Disabled.Split([',', ';', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), StringComparer.Ordinal);
+}

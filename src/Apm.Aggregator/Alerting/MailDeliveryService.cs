@@ -1,0 +1,72 @@
+using Apm.Alerts.Mail;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Apm.Aggregator.Alerting;
+
+/// <summary>
+/// Sends what the alert outbox holds: right after an alert is queued (<see cref="Queue"/> wakes it) and every
+/// <see cref="PollInterval"/> for retries. The outbox keeps each message on disk until the SMTP server accepted it, so
+/// a mail server that is down delays alert e-mail (with per-message backoff) but never loses it.
+/// </summary>
+public sealed partial class MailDeliveryService(MailOutbox outbox, ILogger<MailDeliveryService> logger) : BackgroundService
+{
+    private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
+
+    /// <summary>How often due retries are looked for when nothing new was queued.</summary>
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The outbox this service drains.</summary>
+    public MailOutbox Outbox => outbox;
+
+    /// <summary>Persists the mail (throws when the disk write fails) and wakes the sender.</summary>
+    public void Queue(AlertNotification notification)
+    {
+        outbox.Enqueue(notification);
+        _wake.Release();
+    }
+
+    /// <inheritdoc />
+    public override void Dispose()
+    {
+        _wake.Dispose();
+        base.Dispose();
+    }
+
+    /// <inheritdoc />
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                var sent = await outbox.DeliverPendingAsync(stoppingToken).ConfigureAwait(false);
+                if (sent > 0) LogSent(logger, sent, outbox.Pending);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (IOException ex)
+            {
+                // The outbox directory itself failed (disk, permissions): keep trying, the files stay.
+                LogOutboxFailed(logger, ex.Message);
+            }
+
+            try
+            {
+                await _wake.WaitAsync(PollInterval, stoppingToken).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Sent {Count} alert e-mails; {Pending} still in the outbox")]
+    private static partial void LogSent(ILogger logger, int count, int pending);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "The alert outbox could not be read: {Reason}")]
+    private static partial void LogOutboxFailed(ILogger logger, string reason);
+}

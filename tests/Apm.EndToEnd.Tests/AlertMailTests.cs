@@ -1,0 +1,216 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Apm.Collector;
+using Apm.Kafka;
+using Apm.Protocol.V1;
+using Apm.Testing;
+using Confluent.Kafka;
+using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Options;
+using Xunit.Abstractions;
+
+namespace Apm.EndToEnd.Tests;
+
+/// <summary>
+/// The leak rules end to end: real fixture JVMs → the collector (perf counters and the attach client) → Kafka → an
+/// `apm aggregator` process configured only through environment variables → alert e-mails at a real SMTP server
+/// (aiosmtpd), alerts in InfluxDB behind /api/alerts, and transitions on the alerts topic.
+/// </summary>
+public sealed class AlertMailTests(ITestOutputHelper output)
+{
+    private const string StatementClass = "CancelTimerLeak$CancelTimerLeakStatement";
+    private const string TaskClass = "CancelTimerLeak$CancelTimerLeakStatement$1";
+
+    [Fact]
+    public async Task The_CancelTimer_JVM_and_the_slow_finalizer_each_raise_their_alert_by_mail_the_healthy_one_nothing_and_stopping_growth_resolves()
+    {
+        await using var pipeline = await Pipeline.StartAsync();
+        using var smtp = await SmtpServer.StartNewAsync();
+        var outbox = Directory.CreateTempSubdirectory("apm-outbox-");
+        var apiPort = FreePort.Next();
+        using var aggregator = StartAggregatorProcess(pipeline, smtp.Port, apiPort, outbox.FullName);
+        using var api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") };
+
+        // The three patterns of the issue, side by side on one host.
+        using var leak = JavaFixture.Start("CancelTimerLeak", ["-Xmx256m", "-XX:+UseSerialGC"], ["2000", "64", "300"]);
+        using var slow = JavaFixture.Start("SlowFinalizer", ["-Xmx256m", "-XX:+UseSerialGC"]);
+        using var healthy = JavaFixture.Start("HealthyFinalizers", ["-Xmx256m", "-XX:+UseSerialGC"]);
+        foreach (var jvm in new[] { leak, slow, healthy }) await jvm.WaitForOutputAsync("READY", TimeSpan.FromSeconds(30));
+
+        var metrics = new CollectorMetrics();
+        using var collector = new CollectorService(
+            Options.Create(new CollectorOptions
+            {
+                SampleInterval = TimeSpan.FromSeconds(1),
+                FinalizerInterval = TimeSpan.FromSeconds(1),
+                HistogramInterval = TimeSpan.FromSeconds(3),
+                HostName = "e2e-alerts",
+            }),
+            Options.Create(pipeline.KafkaOptions), metrics, NullLogger<CollectorService>.Instance);
+        await collector.StartAsync(CancellationToken.None);
+        try
+        {
+            var leakId = await JvmIdAsync(pipeline, leak.Pid);
+            var slowId = await JvmIdAsync(pipeline, slow.Pid);
+            var healthyId = await JvmIdAsync(pipeline, healthy.Pid);
+
+            // Firing mails for both patterns, naming the right classes.
+            ReceivedMail? timerMail = null, backlogMail = null;
+            var fired = await Pipeline.EventuallyAsync(() =>
+            {
+                timerMail = smtp.Messages.FirstOrDefault(m => m.Subject.Contains("FIRING TimerRetainedFinalizable", StringComparison.Ordinal));
+                backlogMail = smtp.Messages.FirstOrDefault(m => m.Subject.Contains("FIRING FinalizerBacklog", StringComparison.Ordinal));
+                return Task.FromResult(timerMail != null && backlogMail != null);
+            }, TimeSpan.FromSeconds(120));
+            Assert.True(fired, $"mails so far: [{string.Join(" | ", smtp.Messages.Select(m => m.Subject))}]\naggregator:\n{aggregator.Output}");
+
+            var timerText = timerMail!.Part("text/plain")!;
+            Assert.Contains("CancelTimerLeak", timerMail.Subject, StringComparison.Ordinal);
+            Assert.Contains(StatementClass, timerText, StringComparison.Ordinal);
+            Assert.Contains(TaskClass, timerText, StringComparison.Ordinal);
+            Assert.Contains("cancelled timer tasks stay in the timer's queue", timerText, StringComparison.Ordinal);
+            Assert.Contains("/jvms/" + Uri.EscapeDataString(leakId), timerText, StringComparison.Ordinal);
+            var timerHtml = timerMail.Part("text/html")!;
+            Assert.Contains(StatementClass, timerHtml, StringComparison.Ordinal);
+
+            var backlogText = backlogMail!.Part("text/plain")!;
+            Assert.Contains("SlowFinalizer", backlogMail.Subject, StringComparison.Ordinal);
+            Assert.Contains("SlowFinalizerResource", backlogText, StringComparison.Ordinal);
+            Assert.Contains("/jvms/" + Uri.EscapeDataString(slowId), backlogText, StringComparison.Ordinal);
+
+            // The API lists both as firing, with evidence, for the right JVMs.
+            // (The mail can overtake the batch that stores the alert by a few hundred milliseconds.)
+            JsonElement firing = default;
+            Assert.True(await Pipeline.EventuallyAsync(async () =>
+            {
+                firing = await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=firing");
+                return firing.EnumerateArray().Any(a => a.GetProperty("rule").GetString() == "TimerRetainedFinalizable" && a.GetProperty("jvmId").GetString() == leakId)
+                    && firing.EnumerateArray().Any(a => a.GetProperty("rule").GetString() == "FinalizerBacklog" && a.GetProperty("jvmId").GetString() == slowId);
+            }, TimeSpan.FromSeconds(10)), "firing alerts: " + firing);
+            var timerAlert = firing.EnumerateArray().Single(a => a.GetProperty("rule").GetString() == "TimerRetainedFinalizable" && a.GetProperty("jvmId").GetString() == leakId);
+            Assert.Equal(StatementClass, timerAlert.GetProperty("evidence").GetProperty("finalizableClass").GetString());
+            Assert.Equal(TaskClass, timerAlert.GetProperty("evidence").GetProperty("timerTaskClass").GetString());
+            Assert.True(timerAlert.TryGetProperty("firedAt", out var firedAt) && firedAt.ValueKind == JsonValueKind.String);
+            var backlogAlert = firing.EnumerateArray().Single(a => a.GetProperty("rule").GetString() == "FinalizerBacklog" && a.GetProperty("jvmId").GetString() == slowId);
+            var backlogId = backlogAlert.GetProperty("id").GetString()!;
+            Assert.Contains("SlowFinalizerResource", backlogAlert.GetProperty("evidence").GetProperty("topClasses").GetString(), StringComparison.Ordinal);
+
+            // Stop the slow fixture's growth: the queue drains, the alert resolves, the resolved mail follows.
+            slow.Send("stop-growth");
+            await slow.WaitForOutputAsync("GROWTH-STOPPED", TimeSpan.FromSeconds(10));
+            ReceivedMail? resolvedMail = null;
+            Assert.True(await Pipeline.EventuallyAsync(() =>
+            {
+                resolvedMail = smtp.Messages.FirstOrDefault(m => m.Subject.Contains("RESOLVED FinalizerBacklog", StringComparison.Ordinal));
+                return Task.FromResult(resolvedMail != null);
+            }, TimeSpan.FromSeconds(120)), $"no resolved mail; mails: [{string.Join(" | ", smtp.Messages.Select(m => m.Subject))}]\naggregator:\n{aggregator.Output}");
+            Assert.Contains("SlowFinalizer", resolvedMail!.Subject, StringComparison.Ordinal);
+            Assert.Contains(backlogId, resolvedMail.Part("text/plain")!, StringComparison.Ordinal);
+            JsonElement resolved = default;
+            Assert.True(await Pipeline.EventuallyAsync(async () =>
+            {
+                resolved = await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=resolved");
+                return resolved.EnumerateArray().Any(a => a.GetProperty("id").GetString() == backlogId);
+            }, TimeSpan.FromSeconds(10)), "resolved alerts: " + resolved);
+            var resolvedAlert = resolved.EnumerateArray().Single(a => a.GetProperty("id").GetString() == backlogId);
+            Assert.Equal("resolved", resolvedAlert.GetProperty("state").GetString());
+            Assert.True(resolvedAlert.GetProperty("resolvedAt").GetDateTimeOffset() > resolvedAlert.GetProperty("firedAt").GetDateTimeOffset());
+
+            // The healthy JVM raised nothing in the same time (not even pending), and no mail is about it.
+            var healthyAlerts = await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=all&jvm=" + Uri.EscapeDataString(healthyId));
+            Assert.Equal(0, healthyAlerts.GetArrayLength());
+            Assert.DoesNotContain(smtp.Messages, m => m.Subject.Contains("HealthyFinalizers", StringComparison.Ordinal));
+            // De-duplicated: one firing mail per alert, however many evaluations stayed breached.
+            Assert.Single(smtp.Messages, m => m.Subject.Contains("FIRING TimerRetainedFinalizable", StringComparison.Ordinal) && m.Subject.Contains("CancelTimerLeak", StringComparison.Ordinal));
+            Assert.Single(smtp.Messages, m => m.Subject.Contains("FIRING FinalizerBacklog", StringComparison.Ordinal) && m.Subject.Contains("SlowFinalizer", StringComparison.Ordinal));
+
+            // The alerts topic carries the same transitions.
+            var transitions = ReadAlertTopic(pipeline.KafkaOptions);
+            Assert.Contains(transitions, t => t.AlertId == backlogId && t.State == "firing");
+            Assert.Contains(transitions, t => t.AlertId == backlogId && t.State == "resolved" && t.ResolvedUnixMs > 0);
+            Assert.Contains(transitions, t => t.Rule == "TimerRetainedFinalizable" && t.Jvm.JvmId == leakId && t.Evidence["timerTaskClass"] == TaskClass);
+
+            // Every mail was delivered: the outbox is empty.
+            Assert.True(await Pipeline.EventuallyAsync(() => Task.FromResult(!Directory.EnumerateFiles(outbox.FullName, "*.json").Any()), TimeSpan.FromSeconds(10)));
+            output.WriteLine($"mails: {string.Join(" | ", smtp.Messages.Select(m => m.Subject))}");
+        }
+        finally
+        {
+            await collector.StopAsync(CancellationToken.None);
+            outbox.Delete(true);
+        }
+    }
+
+    private static async Task<string> JvmIdAsync(Pipeline pipeline, int pid)
+    {
+        string? id = null;
+        Assert.True(await Pipeline.EventuallyAsync(async () =>
+        {
+            var r = await pipeline.Query.QueryAsync(string.Create(CultureInfo.InvariantCulture,
+                $"SELECT last(\"pid\") AS \"pid\" FROM \"apm.jvm.info\" WHERE \"pid\" = {pid} AND time > now() - 5m GROUP BY \"jvm_id\""));
+            id = r.Series.Select(s => s.Tags["jvm_id"]).FirstOrDefault(j => j.Split(':')[1] == pid.ToString(CultureInfo.InvariantCulture));
+            return id != null;
+        }, TimeSpan.FromSeconds(30)), $"JVM {pid} never reached InfluxDB");
+        return id!;
+    }
+
+    private static List<AlertTransition> ReadAlertTopic(KafkaOptions kafka)
+    {
+        var config = kafka.CreateConsumerConfig("alert-test-" + Guid.NewGuid().ToString("N"));
+        config.AutoOffsetReset = AutoOffsetReset.Earliest;
+        config.EnablePartitionEof = true;
+        using var consumer = new ConsumerBuilder<string, byte[]>(config).Build();
+        consumer.Subscribe(ApmTopics.Alerts);
+        var list = new List<AlertTransition>();
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        var eofs = new HashSet<int>();
+        while (DateTime.UtcNow < deadline)
+        {
+            var r = consumer.Consume(TimeSpan.FromMilliseconds(500));
+            if (r is null) continue;
+            if (r.IsPartitionEOF)
+            {
+                eofs.Add(r.Partition.Value);
+                if (consumer.Assignment.Count > 0 && eofs.Count == consumer.Assignment.Count) break;
+                continue;
+            }
+
+            list.Add(AlertTransition.Parser.ParseFrom(r.Message.Value));
+        }
+
+        consumer.Close();
+        return list;
+    }
+
+    private static ChildProcess StartAggregatorProcess(Pipeline pipeline, int smtpPort, int apiPort, string outbox)
+    {
+        var apm = Path.Combine(AppContext.BaseDirectory, "apm.dll");
+        var psi = new ProcessStartInfo("dotnet", [apm, "aggregator", "--urls", $"http://127.0.0.1:{apiPort}"])
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        var env = psi.Environment;
+        env["Apm__Kafka__BootstrapServers"] = pipeline.KafkaOptions.BootstrapServers;
+        env["Apm__Kafka__EnsureTopics"] = "false";
+        env["Apm__Influx__Url"] = pipeline.InfluxOptions.Url!.ToString();
+        env["Apm__Aggregator__BatchMaxDelay"] = "00:00:00.300";
+        env["Apm__Smtp__Host"] = SmtpServer.Host;
+        env["Apm__Smtp__Port"] = smtpPort.ToString(CultureInfo.InvariantCulture);
+        env["Apm__Smtp__From"] = "apm@example.test";
+        env["Apm__Alerts__To"] = "oncall@example.test, second@example.test";
+        env["Apm__Alerts__DashboardUrl"] = "http://127.0.0.1:5080";
+        env["Apm__Alerts__OutboxDirectory"] = outbox;
+        env["Apm__Alerts__MailPollInterval"] = "00:00:01";
+        // Test-sized windows: the defaults (10 min, 1 h) would make the test as long as a real incident.
+        env["Apm__Alerts__EvaluationInterval"] = "00:00:02";
+        env["Apm__Alerts__Lifecycle__ConsecutiveEvaluations"] = "2";
+        env["Apm__Alerts__Lifecycle__ClearFor"] = "00:00:05";
+        env["Apm__Rules__FinalizerBacklog__Window"] = "00:00:20";
+        env["Apm__Rules__TimerRetainedFinalizable__Window"] = "00:00:30";
+        return new ChildProcess(Process.Start(psi)!);
+    }
+}
