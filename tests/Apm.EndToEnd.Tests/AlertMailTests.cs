@@ -28,6 +28,7 @@ public sealed class AlertMailTests(ITestOutputHelper output)
     {
         await using var pipeline = await Pipeline.StartAsync();
         using var smtp = await SmtpServer.StartNewAsync();
+        smtp.Stop(); // the mail server is down when the alerts fire: they must wait in the outbox, not be lost
         var outbox = Directory.CreateTempSubdirectory("apm-outbox-");
         var apiPort = FreePort.Next();
         using var aggregator = StartAggregatorProcess(pipeline, smtp.Port, apiPort, outbox.FullName);
@@ -56,6 +57,27 @@ public sealed class AlertMailTests(ITestOutputHelper output)
             var slowId = await JvmIdAsync(pipeline, slow.Pid);
             var healthyId = await JvmIdAsync(pipeline, healthy.Pid);
 
+            // The API lists both as firing, with evidence, for the right JVMs.
+            JsonElement firing = default;
+            Assert.True(await Pipeline.EventuallyAsync(async () =>
+            {
+                firing = await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=firing");
+                return firing.EnumerateArray().Any(a => a.GetProperty("rule").GetString() == "TimerRetainedFinalizable" && a.GetProperty("jvmId").GetString() == leakId)
+                    && firing.EnumerateArray().Any(a => a.GetProperty("rule").GetString() == "FinalizerBacklog" && a.GetProperty("jvmId").GetString() == slowId);
+            }, TimeSpan.FromSeconds(120)), $"firing alerts: {firing}\naggregator:\n{aggregator.Output}");
+            var timerAlert = firing.EnumerateArray().Single(a => a.GetProperty("rule").GetString() == "TimerRetainedFinalizable" && a.GetProperty("jvmId").GetString() == leakId);
+            Assert.Equal(StatementClass, timerAlert.GetProperty("evidence").GetProperty("finalizableClass").GetString());
+            Assert.Equal(TaskClass, timerAlert.GetProperty("evidence").GetProperty("timerTaskClass").GetString());
+            Assert.True(timerAlert.TryGetProperty("firedAt", out var firedAt) && firedAt.ValueKind == JsonValueKind.String);
+            var backlogAlert = firing.EnumerateArray().Single(a => a.GetProperty("rule").GetString() == "FinalizerBacklog" && a.GetProperty("jvmId").GetString() == slowId);
+            var backlogId = backlogAlert.GetProperty("id").GetString()!;
+            Assert.Contains("SlowFinalizerResource", backlogAlert.GetProperty("evidence").GetProperty("topClasses").GetString(), StringComparison.Ordinal);
+
+            // While the mail server is down the firing mails wait in the outbox; then it comes up and they are delivered.
+            Assert.Empty(smtp.Messages);
+            Assert.True(Directory.EnumerateFiles(outbox.FullName, "*.json").Count() >= 2, "the outbox does not hold the two firing mails");
+            await smtp.StartAsync();
+
             // Firing mails for both patterns, naming the right classes.
             ReceivedMail? timerMail = null, backlogMail = null;
             var fired = await Pipeline.EventuallyAsync(() =>
@@ -63,7 +85,7 @@ public sealed class AlertMailTests(ITestOutputHelper output)
                 timerMail = smtp.Messages.FirstOrDefault(m => m.Subject.Contains("FIRING TimerRetainedFinalizable", StringComparison.Ordinal));
                 backlogMail = smtp.Messages.FirstOrDefault(m => m.Subject.Contains("FIRING FinalizerBacklog", StringComparison.Ordinal));
                 return Task.FromResult(timerMail != null && backlogMail != null);
-            }, TimeSpan.FromSeconds(120));
+            }, TimeSpan.FromSeconds(30));
             Assert.True(fired, $"mails so far: [{string.Join(" | ", smtp.Messages.Select(m => m.Subject))}]\naggregator:\n{aggregator.Output}");
 
             var timerText = timerMail!.Part("text/plain")!;
@@ -79,23 +101,6 @@ public sealed class AlertMailTests(ITestOutputHelper output)
             Assert.Contains("SlowFinalizer", backlogMail.Subject, StringComparison.Ordinal);
             Assert.Contains("SlowFinalizerResource", backlogText, StringComparison.Ordinal);
             Assert.Contains("/jvms/" + Uri.EscapeDataString(slowId), backlogText, StringComparison.Ordinal);
-
-            // The API lists both as firing, with evidence, for the right JVMs.
-            // (The mail can overtake the batch that stores the alert by a few hundred milliseconds.)
-            JsonElement firing = default;
-            Assert.True(await Pipeline.EventuallyAsync(async () =>
-            {
-                firing = await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=firing");
-                return firing.EnumerateArray().Any(a => a.GetProperty("rule").GetString() == "TimerRetainedFinalizable" && a.GetProperty("jvmId").GetString() == leakId)
-                    && firing.EnumerateArray().Any(a => a.GetProperty("rule").GetString() == "FinalizerBacklog" && a.GetProperty("jvmId").GetString() == slowId);
-            }, TimeSpan.FromSeconds(10)), "firing alerts: " + firing);
-            var timerAlert = firing.EnumerateArray().Single(a => a.GetProperty("rule").GetString() == "TimerRetainedFinalizable" && a.GetProperty("jvmId").GetString() == leakId);
-            Assert.Equal(StatementClass, timerAlert.GetProperty("evidence").GetProperty("finalizableClass").GetString());
-            Assert.Equal(TaskClass, timerAlert.GetProperty("evidence").GetProperty("timerTaskClass").GetString());
-            Assert.True(timerAlert.TryGetProperty("firedAt", out var firedAt) && firedAt.ValueKind == JsonValueKind.String);
-            var backlogAlert = firing.EnumerateArray().Single(a => a.GetProperty("rule").GetString() == "FinalizerBacklog" && a.GetProperty("jvmId").GetString() == slowId);
-            var backlogId = backlogAlert.GetProperty("id").GetString()!;
-            Assert.Contains("SlowFinalizerResource", backlogAlert.GetProperty("evidence").GetProperty("topClasses").GetString(), StringComparison.Ordinal);
 
             // Stop the slow fixture's growth: the queue drains, the alert resolves, the resolved mail follows.
             slow.Send("stop-growth");
@@ -205,6 +210,8 @@ public sealed class AlertMailTests(ITestOutputHelper output)
         env["Apm__Alerts__DashboardUrl"] = "http://127.0.0.1:5080";
         env["Apm__Alerts__OutboxDirectory"] = outbox;
         env["Apm__Alerts__MailPollInterval"] = "00:00:01";
+        env["Apm__Smtp__RetryBaseDelay"] = "00:00:01";
+        env["Apm__Smtp__RetryMaxDelay"] = "00:00:02";
         // Test-sized windows: the defaults (10 min, 1 h) would make the test as long as a real incident.
         env["Apm__Alerts__EvaluationInterval"] = "00:00:02";
         env["Apm__Alerts__Lifecycle__ConsecutiveEvaluations"] = "2";

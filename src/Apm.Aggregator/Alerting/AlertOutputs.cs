@@ -107,10 +107,10 @@ public static class AlertOutputs
         if (evidence.TryGetValue("timerTaskClass", out var task)) classes.Add(task);
         if (evidence.TryGetValue("topClasses", out var top))
         {
-            // "a.B (120), c.D (7)": class names cannot contain " (", so cut each item there.
+            // "a.B (120), c.D (7)": the count is the last " (...)" of each item.
             foreach (var item in top.Split(", ", StringSplitOptions.RemoveEmptyEntries))
             {
-                var cut = item.IndexOf(" (", StringComparison.Ordinal);
+                var cut = item.LastIndexOf(" (", StringComparison.Ordinal);
                 classes.Add(cut > 0 ? item[..cut] : item);
             }
         }

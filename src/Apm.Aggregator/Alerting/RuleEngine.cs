@@ -82,6 +82,10 @@ public sealed class RuleEngine
     /// <summary>JVMs with kept observations.</summary>
     public int TrackedJvms => _jvms.Count;
 
+    /// <summary>Readings kept for <paramref name="jvmId"/> (what its window costs in memory); zeros when unknown.</summary>
+    public (int Finalizer, int Histograms, int Heap) Kept(string jvmId) =>
+        _jvms.TryGetValue(jvmId, out var w) ? (w.Finalizer.Count, w.Histograms.Count, w.Heap.Count) : (0, 0, 0);
+
     /// <summary>What the last message of <paramref name="jvmId"/> said about it, or null when unknown.</summary>
     public JvmIdentity? Identity(string jvmId) => _jvms.TryGetValue(jvmId, out var w) ? w.Identity : null;
 

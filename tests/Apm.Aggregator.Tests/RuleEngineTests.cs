@@ -1,0 +1,139 @@
+using Apm.Aggregator.Alerting;
+using Apm.Alerts.Rules;
+using Apm.Protocol.V1;
+
+namespace Apm.Aggregator.Tests;
+
+/// <summary>The per-JVM windows, the evaluation schedule and the lifecycle wiring of the aggregator's rule engine.</summary>
+public sealed class RuleEngineTests
+{
+    private static readonly DateTimeOffset T0 = new(2026, 3, 1, 8, 0, 0, TimeSpan.Zero);
+
+    private static readonly AlertingOptions Fast = new()
+    {
+        EvaluationInterval = TimeSpan.FromSeconds(10),
+        Lifecycle = new AlertTrackerOptions { ConsecutiveEvaluations = 2, ClearFor = TimeSpan.FromSeconds(5) },
+    };
+
+    private static RuleSet Backlog(TimeSpan window) =>
+        new(new FinalizerBacklogOptions { Window = window, MinSamples = 6, MinRise = 100 }, disabled: new HashSet<string> { RuleIds.GcOverhead, RuleIds.OldGenGrowth, RuleIds.TimerRetainedFinalizable });
+
+    private static JvmIdentity Jvm(string id = "h:1:1") => new() { JvmId = id, Host = "h", Pid = 1, MainClass = "com.acme.Main" };
+
+    private static long Nanos(DateTimeOffset t) => t.ToUnixTimeMilliseconds() * 1_000_000;
+
+    private static CollectorMessage Finalizer(DateTimeOffset t, long pending, string id = "h:1:1") => new()
+    {
+        Finalizer = new FinalizerSample
+        {
+            Jvm = new JvmIdentity { JvmId = id, Host = "h" },
+            TimeUnixNanos = Nanos(t),
+            PendingTotal = pending,
+            Classes = { new FinalizerClassCount { ClassName = "com.acme.Slow", Count = pending } },
+        },
+    };
+
+    private static CollectorMessage Sample(DateTimeOffset t, long oldUsed, long youngGcs, double uptime, string id = "h:1:1") => new()
+    {
+        Sample = new JvmSample
+        {
+            Jvm = Jvm(id),
+            TimeUnixNanos = Nanos(t),
+            UptimeSeconds = uptime,
+            Spaces = { new MemorySpace { Pool = "old", Type = "heap", UsedBytes = oldUsed, MaxBytes = 1 << 30 } },
+            Collectors =
+            {
+                new Collector { Name = "Copy", Index = 0, Invocations = youngGcs, TimeSeconds = youngGcs * 0.001 },
+                new Collector { Name = "MSC", Index = 1, Invocations = 0 },
+            },
+        },
+    };
+
+    [Fact]
+    public void A_rising_backlog_goes_pending_then_firing_once_and_names_the_class()
+    {
+        var engine = new RuleEngine(Backlog(TimeSpan.FromSeconds(60)), Fast);
+        engine.Observe(Sample(T0, 1, 1, 100)); // the identity with the main class comes from samples
+        var events = new List<AlertEvent>();
+        for (var i = 0; i < 30; i++) events.AddRange(engine.Observe(Finalizer(T0.AddSeconds(i * 2), 1000L * i)));
+
+        Assert.Equal([AlertState.Pending, AlertState.Firing], events.Select(e => e.State));
+        Assert.All(events, e => Assert.Equal(RuleIds.FinalizerBacklog, e.Rule));
+        Assert.Contains("com.acme.Slow", events[1].Evidence["topClasses"], StringComparison.Ordinal);
+        Assert.Equal("com.acme.Main", engine.Identity("h:1:1")!.MainClass);
+    }
+
+    [Fact]
+    public void Samples_are_evaluated_at_most_once_per_interval_of_sample_time_but_every_finalizer_reading_is()
+    {
+        var engine = new RuleEngine(Backlog(TimeSpan.FromSeconds(60)), Fast);
+        for (var i = 0; i < 100; i++) engine.Observe(Sample(T0.AddSeconds(i), 1, 1, 100 + i));
+        Assert.Equal(10, engine.Evaluations); // seconds 0, 10, ..., 90
+
+        for (var i = 0; i < 5; i++) engine.Observe(Finalizer(T0.AddSeconds(100 + i), 0));
+        Assert.Equal(15, engine.Evaluations);
+    }
+
+    [Fact]
+    public void A_JVM_that_exits_resolves_its_firing_alert_and_its_window_is_dropped()
+    {
+        var engine = new RuleEngine(Backlog(TimeSpan.FromSeconds(60)), Fast);
+        for (var i = 0; i < 30; i++) engine.Observe(Finalizer(T0.AddSeconds(i * 2), 1000L * i));
+        Assert.Equal(1, engine.TrackedJvms);
+        var gone = new CollectorMessage
+        {
+            Status = new JvmStatus { Jvm = Jvm(), State = JvmStatus.Types.State.Gone, TimeUnixNanos = Nanos(T0.AddSeconds(70)) },
+        };
+
+        var events = engine.Observe(gone);
+
+        var resolved = Assert.Single(events);
+        Assert.Equal(AlertState.Resolved, resolved.State);
+        Assert.Equal(T0.AddSeconds(70), resolved.ResolvedAt);
+        Assert.Equal(0, engine.TrackedJvms);
+        Assert.Empty(engine.Tracker.Active());
+    }
+
+    [Fact]
+    public void A_backlog_that_drains_resolves_after_the_clear_period()
+    {
+        var engine = new RuleEngine(Backlog(TimeSpan.FromSeconds(20)), Fast);
+        var events = new List<AlertEvent>();
+        var t = T0;
+        for (var i = 0; i < 20; i++, t = t.AddSeconds(1)) events.AddRange(engine.Observe(Finalizer(t, 1000L * i)));
+        Assert.Contains(events, e => e.State == AlertState.Firing);
+        for (var i = 0; i < 30; i++, t = t.AddSeconds(1)) events.AddRange(engine.Observe(Finalizer(t, Math.Max(0, 19_000 - (2000L * i)))));
+
+        var resolved = Assert.Single(events, e => e.State == AlertState.Resolved);
+        Assert.Equal(events.Single(e => e.State == AlertState.Firing).Id, resolved.Id);
+    }
+
+    [Fact]
+    public void Heap_samples_are_thinned_so_memory_stays_bounded_for_a_long_window()
+    {
+        // A 1 h window at one sample a second would keep 3,600 samples per JVM; thinning keeps about 720 plus the
+        // samples right after collections.
+        var rules = new RuleSet(oldGenGrowth: new OldGenGrowthOptions { Window = TimeSpan.FromHours(1) });
+        var engine = new RuleEngine(rules, new AlertingOptions { EvaluationInterval = TimeSpan.FromMinutes(1) });
+        var gcs = 0L;
+        for (var i = 0; i < 7200; i++)
+        {
+            if (i % 100 == 0) gcs++;
+            engine.Observe(Sample(T0.AddSeconds(i), 1000 + i, gcs, 10 + i));
+        }
+
+        var kept = engine.Kept("h:1:1").Heap;
+        Assert.InRange(kept, 700, 800);
+    }
+
+    [Fact]
+    public void Readings_out_of_order_between_kinds_do_not_stop_evaluation()
+    {
+        var engine = new RuleEngine(Backlog(TimeSpan.FromSeconds(60)), Fast);
+        engine.Observe(Sample(T0.AddSeconds(10), 1, 1, 100));
+        // A finalizer reading stamped before the last sample: evaluated at the later time, no exception.
+        engine.Observe(Finalizer(T0.AddSeconds(9), 5));
+        Assert.Equal(2, engine.Evaluations);
+        Assert.Equal(0, engine.RuleFailures);
+    }
+}

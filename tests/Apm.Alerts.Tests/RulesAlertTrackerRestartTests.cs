@@ -1,0 +1,63 @@
+using Apm.Alerts.Rules;
+
+namespace Apm.Alerts.Tests;
+
+/// <summary>The tracker's two lifecycle edges outside evaluation: a JVM that exits, and state restored after a restart.</summary>
+public sealed class RulesAlertTrackerRestartTests
+{
+    private static readonly RuleResult Breach = new(true, "queue grows", new Dictionary<string, string> { ["pending"] = "1, 2, 3" }, []);
+    private static readonly RuleResult Clear = new(false, "fine", new Dictionary<string, string>(), []);
+    private static readonly AlertTrackerOptions Options = new() { ConsecutiveEvaluations = 1, ClearFor = TimeSpan.FromMinutes(2), CoolDown = TimeSpan.FromMinutes(30) };
+
+    [Fact]
+    public void A_JVM_that_exits_resolves_its_firing_alerts_once_and_is_forgotten()
+    {
+        var tracker = new AlertTracker(Options);
+        var t = RulesTestData.Now;
+        var fired = tracker.Observe("jvm-1", RuleIds.FinalizerBacklog, t, Breach);
+        Assert.Contains(fired, e => e.State == AlertState.Firing);
+        tracker.Observe("jvm-2", RuleIds.FinalizerBacklog, t, Breach);
+
+        var retired = tracker.Retire("jvm-1", t.AddMinutes(1), "The JVM exited.");
+
+        var resolved = Assert.Single(retired);
+        Assert.Equal(AlertState.Resolved, resolved.State);
+        Assert.Equal(fired[0].Id, resolved.Id);
+        Assert.Equal(t.AddMinutes(1), resolved.ResolvedAt);
+        Assert.StartsWith("The JVM exited.", resolved.Summary, StringComparison.Ordinal);
+        Assert.Empty(tracker.Retire("jvm-1", t.AddMinutes(2), "again"));
+        Assert.Equal(1, tracker.Count); // only jvm-2 is left
+        Assert.Equal("jvm-2", Assert.Single(tracker.Active()).JvmId);
+    }
+
+    [Fact]
+    public void A_restored_firing_alert_does_not_fire_again_and_resolves_with_its_original_id()
+    {
+        var before = new AlertTracker(Options);
+        var t = RulesTestData.Now;
+        var firing = before.Observe("jvm-1", RuleIds.TimerRetainedFinalizable, t, Breach).Single(e => e.State == AlertState.Firing);
+
+        var after = new AlertTracker(Options);
+        after.Restore(firing);
+        Assert.Empty(after.Observe("jvm-1", RuleIds.TimerRetainedFinalizable, t.AddMinutes(1), Breach));
+        Assert.Empty(after.Observe("jvm-1", RuleIds.TimerRetainedFinalizable, t.AddMinutes(2), Clear));
+        var resolved = Assert.Single(after.Observe("jvm-1", RuleIds.TimerRetainedFinalizable, t.AddMinutes(4), Clear));
+        Assert.Equal(AlertState.Resolved, resolved.State);
+        Assert.Equal(firing.Id, resolved.Id);
+        Assert.Equal(firing.FiredAt, resolved.FiredAt);
+    }
+
+    [Fact]
+    public void Restore_ignores_alerts_that_are_not_firing_and_keys_the_tracker_already_holds()
+    {
+        var tracker = new AlertTracker(Options);
+        var t = RulesTestData.Now;
+        var pending = new AlertEvent("a|b|c", "jvm-1", RuleIds.GcOverhead, AlertState.Pending, t, null, null, "s", new Dictionary<string, string>());
+        tracker.Restore(pending);
+        Assert.Equal(0, tracker.Count);
+
+        var live = tracker.Observe("jvm-1", RuleIds.GcOverhead, t, Breach).Single(e => e.State == AlertState.Firing);
+        tracker.Restore(live with { Id = "other", StartedAt = t.AddDays(-1) });
+        Assert.Equal(live.Id, Assert.Single(tracker.Active()).Id);
+    }
+}
