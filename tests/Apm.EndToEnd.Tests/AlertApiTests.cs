@@ -1,0 +1,71 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Apm.Aggregator.Alerting;
+using Apm.Alerts.Rules;
+using Apm.Influx;
+using Apm.Protocol.V1;
+
+namespace Apm.EndToEnd.Tests;
+
+/// <summary>GET /api/alerts over a real influxd holding transitions written by the aggregator's own point writer.</summary>
+public sealed class AlertApiTests
+{
+    [Fact]
+    public async Task Alerts_are_listed_by_their_latest_state_filtered_by_JVM_and_hostile_text_comes_back_as_data()
+    {
+        await using var pipeline = await Pipeline.StartAsync();
+        var api = await pipeline.StartApiAsync();
+        var t0 = DateTimeOffset.UtcNow.AddMinutes(-30);
+        t0 = DateTimeOffset.FromUnixTimeMilliseconds(t0.ToUnixTimeMilliseconds());
+        const string hostile = "<img src=x onerror=alert(1)> \"quoted\"\nnext line";
+        var evidence = new Dictionary<string, string> { ["topClasses"] = hostile + " (3)", ["slopePerSecond"] = "12.5" };
+        AlertEvent Ev(string jvm, string rule, AlertState state, int firedMin, int resolvedMin) => new(
+            $"{jvm}|{rule}|{t0.UtcDateTime:yyyy-MM-ddTHH:mm:ss.fffZ}", jvm, rule, state, t0,
+            firedMin > 0 ? t0.AddMinutes(firedMin) : null, resolvedMin > 0 ? t0.AddMinutes(resolvedMin) : null, hostile, evidence);
+        var lines = new LineProtocolBuilder();
+        var a = new JvmIdentity { JvmId = "alert-api:1:1", Host = "h1", MainClass = "com.acme.A" };
+        var b = new JvmIdentity { JvmId = "alert-api:2:1", Host = "h2", MainClass = "com.acme.B" };
+        // a: FinalizerBacklog pending → firing; a: GcOverhead pending → firing → resolved; b: OldGenGrowth pending only.
+        AlertOutputs.AppendPoint(lines, Ev(a.JvmId, RuleIds.FinalizerBacklog, AlertState.Pending, 0, 0), a);
+        AlertOutputs.AppendPoint(lines, Ev(a.JvmId, RuleIds.FinalizerBacklog, AlertState.Firing, 2, 0), a);
+        AlertOutputs.AppendPoint(lines, Ev(a.JvmId, RuleIds.GcOverhead, AlertState.Pending, 0, 0), a);
+        AlertOutputs.AppendPoint(lines, Ev(a.JvmId, RuleIds.GcOverhead, AlertState.Firing, 1, 0), a);
+        AlertOutputs.AppendPoint(lines, Ev(a.JvmId, RuleIds.GcOverhead, AlertState.Resolved, 1, 20), a);
+        AlertOutputs.AppendPoint(lines, Ev(b.JvmId, RuleIds.OldGenGrowth, AlertState.Pending, 0, 0), b);
+        using (var writer = new InfluxWriter(pipeline.InfluxOptions)) await writer.WriteAsync(lines.ToString());
+
+        var firing = await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=firing");
+        var f = Assert.Single(firing.EnumerateArray());
+        Assert.Equal(RuleIds.FinalizerBacklog, f.GetProperty("rule").GetString());
+        Assert.Equal("firing", f.GetProperty("state").GetString());
+        Assert.Equal(a.JvmId, f.GetProperty("jvmId").GetString());
+        Assert.Equal(t0, f.GetProperty("startedAt").GetDateTimeOffset());
+        Assert.Equal(t0.AddMinutes(2), f.GetProperty("firedAt").GetDateTimeOffset());
+        Assert.Equal(JsonValueKind.Null, f.GetProperty("resolvedAt").ValueKind);
+        // Line protocol cannot hold a newline in a string field: it is stored as a space (the evidence is JSON inside, so
+        // its newline survives as \n).
+        Assert.Equal(hostile.Replace('\n', ' '), f.GetProperty("summary").GetString());
+        Assert.Equal(hostile + " (3)", f.GetProperty("evidence").GetProperty("topClasses").GetString());
+        Assert.Equal("com.acme.A", f.GetProperty("mainClass").GetString());
+        Assert.Equal("h1", f.GetProperty("host").GetString());
+
+        // Without a state: firing only (the default), same answer.
+        Assert.Equal(firing.GetRawText(), (await api.GetFromJsonAsync<JsonElement>("/api/alerts")).GetRawText());
+
+        var resolved = Assert.Single((await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=resolved")).EnumerateArray());
+        Assert.Equal(RuleIds.GcOverhead, resolved.GetProperty("rule").GetString());
+        Assert.Equal(t0.AddMinutes(20), resolved.GetProperty("resolvedAt").GetDateTimeOffset());
+
+        var all = await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=all");
+        // Newest transition first: the resolved one (t0+20m), then firing (t0+2m), then pending (t0).
+        Assert.Equal(["resolved", "firing", "pending"], all.EnumerateArray().Select(x => x.GetProperty("state").GetString()));
+        var onlyB = await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=all&jvm=" + Uri.EscapeDataString(b.JvmId));
+        Assert.Equal(RuleIds.OldGenGrowth, Assert.Single(onlyB.EnumerateArray()).GetProperty("rule").GetString());
+        Assert.Equal(0, (await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=all&jvm=x'%20OR%20'1'='1")).GetArrayLength());
+
+        var raw = await api.GetStringAsync("/api/alerts?state=all");
+        Assert.DoesNotContain("<img", raw, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.BadRequest, (await api.GetAsync("/api/alerts?state=burning")).StatusCode);
+    }
+}
