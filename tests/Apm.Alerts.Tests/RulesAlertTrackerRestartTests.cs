@@ -60,4 +60,30 @@ public sealed class RulesAlertTrackerRestartTests
         tracker.Restore(live with { Id = "other", StartedAt = t.AddDays(-1) });
         Assert.Equal(live.Id, Assert.Single(tracker.Active()).Id);
     }
+
+    [Fact]
+    public void Too_little_data_neither_resolves_a_firing_alert_nor_counts_as_a_breach()
+    {
+        var tracker = new AlertTracker(new AlertTrackerOptions { ConsecutiveEvaluations = 2, For = TimeSpan.FromHours(1), ClearFor = TimeSpan.FromMinutes(2) });
+        var t = RulesTestData.Now;
+        var rule = new FinalizerBacklogRule(new FinalizerBacklogOptions { MinSamples = 6 });
+        var empty = rule.Evaluate(new JvmRuleState("jvm-1", t, [], [], []));
+        Assert.True(empty.InsufficientData);
+        Assert.False(empty.Breached);
+
+        // Firing, then an hour of "not enough samples" (a restarted aggregator, an unreachable JVM): still firing.
+        tracker.Observe("jvm-1", RuleIds.FinalizerBacklog, t, Breach);
+        Assert.Contains(tracker.Observe("jvm-1", RuleIds.FinalizerBacklog, t.AddMinutes(1), Breach), e => e.State == AlertState.Firing);
+        for (var i = 2; i < 60; i++) Assert.Empty(tracker.Observe("jvm-1", RuleIds.FinalizerBacklog, t.AddMinutes(i), empty));
+        Assert.Equal(AlertState.Firing, Assert.Single(tracker.Active()).State);
+
+        // A real clear resolves it.
+        tracker.Observe("jvm-1", RuleIds.FinalizerBacklog, t.AddMinutes(60), Clear);
+        Assert.Equal(AlertState.Resolved, Assert.Single(tracker.Observe("jvm-1", RuleIds.FinalizerBacklog, t.AddMinutes(63), Clear)).State);
+
+        // Insufficient results between two breaches do not make a pending alert fire either.
+        tracker.Observe("jvm-2", RuleIds.FinalizerBacklog, t, Breach);
+        for (var i = 1; i < 5; i++) Assert.Empty(tracker.Observe("jvm-2", RuleIds.FinalizerBacklog, t.AddMinutes(i), empty));
+        Assert.Equal(AlertState.Pending, tracker.Active().Single(a => a.JvmId == "jvm-2").State);
+    }
 }

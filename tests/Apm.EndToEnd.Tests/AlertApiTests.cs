@@ -68,4 +68,49 @@ public sealed class AlertApiTests
         Assert.DoesNotContain("<img", raw, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.BadRequest, (await api.GetAsync("/api/alerts?state=burning")).StatusCode);
     }
+
+    [Fact]
+    public async Task A_restarted_aggregator_restores_the_firing_alerts_and_resolves_them_under_their_original_id()
+    {
+        await using var pipeline = await Pipeline.StartAsync();
+        var t0 = DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.AddMinutes(-10).ToUnixTimeMilliseconds());
+        var jvm = new JvmIdentity { JvmId = "restore:1:1", Host = "h", MainClass = "M" };
+        var evidence = new Dictionary<string, string> { ["topClasses"] = "com.x.Res (9)" };
+        var firing = new AlertEvent($"restore:1:1|FinalizerBacklog|{t0.UtcDateTime:yyyy-MM-ddTHH:mm:ss.fffZ}", jvm.JvmId, RuleIds.FinalizerBacklog,
+            AlertState.Firing, t0, t0.AddMinutes(1), null, "queue grows", evidence);
+        var lines = new LineProtocolBuilder();
+        AlertOutputs.AppendPoint(lines, firing with { State = AlertState.Pending, FiredAt = null }, jvm);
+        AlertOutputs.AppendPoint(lines, firing, jvm);
+        // Another episode that already resolved, and one still pending: neither is restored.
+        var done = firing with { Id = "restore:1:1|GcOverhead|x", Rule = RuleIds.GcOverhead, State = AlertState.Resolved, ResolvedAt = t0.AddMinutes(5) };
+        AlertOutputs.AppendPoint(lines, done with { State = AlertState.Firing, ResolvedAt = null }, jvm);
+        AlertOutputs.AppendPoint(lines, done, jvm);
+        AlertOutputs.AppendPoint(lines, firing with { Id = "restore:1:1|OldGenGrowth|y", Rule = RuleIds.OldGenGrowth, State = AlertState.Pending, FiredAt = null }, jvm);
+        using (var writer = new InfluxWriter(pipeline.InfluxOptions)) await writer.WriteAsync(lines.ToString());
+
+        var restored = Assert.Single(await AlertRestore.LoadFiringAsync(pipeline.Query, TimeSpan.FromDays(1), CancellationToken.None));
+        Assert.Equal(firing.Id, restored.Id);
+        Assert.Equal(t0, restored.StartedAt);
+        Assert.Equal(t0.AddMinutes(1), restored.FiredAt);
+        Assert.Equal("com.x.Res (9)", restored.Evidence["topClasses"]);
+
+        // The new instance's engine: the queue is empty now, so once it has enough readings the alert resolves, once.
+        var engine = new RuleEngine(
+            new RuleSet(new FinalizerBacklogOptions { Window = TimeSpan.FromSeconds(30) }, disabled: new HashSet<string> { RuleIds.GcOverhead, RuleIds.OldGenGrowth, RuleIds.TimerRetainedFinalizable }),
+            new AlertingOptions { Lifecycle = new AlertTrackerOptions { ClearFor = TimeSpan.FromSeconds(10) } });
+        engine.Tracker.Restore(restored);
+        var events = new List<AlertEvent>();
+        var now = DateTimeOffset.UtcNow;
+        for (var i = 0; i < 40; i++)
+        {
+            events.AddRange(engine.Observe(new CollectorMessage
+            {
+                Finalizer = new FinalizerSample { Jvm = jvm, TimeUnixNanos = now.AddSeconds(i).ToUnixTimeMilliseconds() * 1_000_000, PendingTotal = 0 },
+            }));
+        }
+
+        var resolved = Assert.Single(events);
+        Assert.Equal(AlertState.Resolved, resolved.State);
+        Assert.Equal(firing.Id, resolved.Id);
+    }
 }

@@ -104,6 +104,12 @@ public sealed class AlertTracker
             }
 
             e.LastSeen = now;
+            // Too little data is no news: neither a breach nor a clear (a firing alert stays firing until the data says otherwise).
+            if (result.InsufficientData)
+            {
+                return events;
+            }
+
             if (result.Breached)
             {
                 OnBreached(e, jvmId, ruleId, now, result, events);

@@ -26,7 +26,7 @@ public sealed class FinalizerBacklogRule : IAlertRule
         var samples = JvmRuleState.InWindow(state.Finalizer, s => s.Time, state.Now, o.Window);
         if (samples.Count < o.MinSamples)
         {
-            return RuleResult.NotBreached($"Not enough finalizer samples in the window ({samples.Count} of {o.MinSamples}).");
+            return RuleResult.Insufficient($"Not enough finalizer samples in the window ({samples.Count} of {o.MinSamples}).");
         }
 
         var t0 = samples[0].Time;

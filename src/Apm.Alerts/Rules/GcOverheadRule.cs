@@ -35,19 +35,19 @@ public sealed class GcOverheadRule : IAlertRule
         samples = samples.Skip(start).ToList();
         if (samples.Count < o.MinSamples)
         {
-            return RuleResult.NotBreached($"Not enough heap samples since the last restart in the window ({samples.Count} of {o.MinSamples}).");
+            return RuleResult.Insufficient($"Not enough heap samples since the last restart in the window ({samples.Count} of {o.MinSamples}).");
         }
 
         var wall = samples[^1].UptimeSeconds - samples[0].UptimeSeconds;
         var gc = samples[^1].GcTimeSeconds - samples[0].GcTimeSeconds;
         if (!double.IsFinite(wall) || !double.IsFinite(gc))
         {
-            return RuleResult.NotBreached("GC time or uptime is not a finite number; the samples cannot be judged.");
+            return RuleResult.Insufficient("GC time or uptime is not a finite number; the samples cannot be judged.");
         }
 
         if (wall < o.MinSpan.TotalSeconds || wall <= 0)
         {
-            return RuleResult.NotBreached($"Measured span of {Fmt.N(wall)} s is shorter than {Fmt.N(o.MinSpan.TotalSeconds)} s.");
+            return RuleResult.Insufficient($"Measured span of {Fmt.N(wall)} s is shorter than {Fmt.N(o.MinSpan.TotalSeconds)} s.");
         }
 
         var share = gc / wall;

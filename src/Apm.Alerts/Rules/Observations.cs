@@ -88,8 +88,18 @@ public sealed record RuleResult(
     IReadOnlyDictionary<string, string> Evidence,
     IReadOnlyList<string> SuggestedFixes)
 {
+    /// <summary>
+    /// True when the window held too little data to judge (too few samples, too short a span). The alert lifecycle treats
+    /// it as "no news": a firing alert neither resolves nor fires again on it (after a restart, or while the collector
+    /// cannot reach the JVM).
+    /// </summary>
+    public bool InsufficientData { get; init; }
+
     internal static RuleResult NotBreached(string summary, IReadOnlyDictionary<string, string>? evidence = null) =>
         new(false, summary, evidence ?? new Dictionary<string, string>(), []);
+
+    internal static RuleResult Insufficient(string summary) =>
+        new(false, summary, new Dictionary<string, string>(), []) { InsufficientData = true };
 }
 
 /// <summary>A leak or GC rule: pure, deterministic, cheap (O(n²) in the samples of one window at most).</summary>

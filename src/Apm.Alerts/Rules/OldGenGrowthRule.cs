@@ -26,14 +26,14 @@ public sealed class OldGenGrowthRule : IAlertRule
         var samples = JvmRuleState.InWindow(state.Heap, s => s.Time, state.Now, o.Window);
         if (samples.Count == 0)
         {
-            return RuleResult.NotBreached("No heap samples in the window.");
+            return RuleResult.Insufficient("No heap samples in the window.");
         }
 
         var byCollections = samples.All(s => s.OldCollections is not null);
         var floor = byCollections ? MinimaBetweenCollections(samples) : LowerEnvelope(samples, state.Now - o.Window, o.Window, o.SubWindows);
         if (floor.Count < o.MinSamples)
         {
-            return RuleResult.NotBreached($"Not enough post-collection points in the window ({floor.Count} of {o.MinSamples}).");
+            return RuleResult.Insufficient($"Not enough post-collection points in the window ({floor.Count} of {o.MinSamples}).");
         }
 
         var t0 = floor[0].Time;

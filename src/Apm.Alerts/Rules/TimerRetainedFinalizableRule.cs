@@ -32,7 +32,7 @@ public sealed class TimerRetainedFinalizableRule : IAlertRule
         var samples = JvmRuleState.InWindow(state.Histograms, s => s.Time, state.Now, o.Window);
         if (samples.Count < o.MinSamples)
         {
-            return RuleResult.NotBreached($"Not enough class histograms in the window ({samples.Count} of {o.MinSamples}).");
+            return RuleResult.Insufficient($"Not enough class histograms in the window ({samples.Count} of {o.MinSamples}).");
         }
 
         var finalizers = samples.Select(s => s.FinalizerRegistered).ToArray();
