@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
 using Apm.Hprof.Graph;
 
 namespace Apm.Hprof.Analysis;
@@ -16,10 +17,17 @@ public sealed class HeapAnalyses
     public const int TimerRetainedThreshold = 10;
 
     private const int TimerTaskCancelled = 3;
+
+    /// <summary>
+    /// Loops that read thousands of scattered objects drop the mapped pages every 4096 objects (each read may touch
+    /// its own page), so their resident file pages stay near 4096 pages × 2 instead of growing to the whole dump.
+    /// </summary>
+    private const int ResidentCheck = 4095;
     private readonly HeapGraph _g;
     private readonly DominatorTree _d;
     private readonly long[] _byClass;
     private bool[]? _finalizable;
+    private int[]? _rootTree;
 
     public HeapAnalyses(HeapGraph graph, DominatorTree dominators)
     {
@@ -43,30 +51,26 @@ public sealed class HeapAnalyses
     /// <summary>True for objects that are the referent of a java.lang.ref.Finalizer (registered for finalization).</summary>
     public bool IsFinalizable(int obj) => Finalizable()[obj];
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private bool[] Finalizable()
     {
         if (_finalizable != null) return _finalizable;
         var result = new bool[_g.ObjectCount];
-        foreach (var f in FinalizerObjects())
+        var fc = _g.FindClassByName("java.lang.ref.Finalizer");
+        if (fc == null) return _finalizable = result;
+        var (refs, referents) = _g.ReferencePairs;
+        var r = refs.Span;
+        var t = referents.Span;
+        for (int i = 0; i < r.Length; i++)
         {
-            var r = _g.GetReferent(f);
-            if (r >= 0) result[r] = true;
+            if (_g.GetClassIndex(r[i]) == fc.Index) result[t[i]] = true;
         }
 
         return _finalizable = result;
     }
 
-    private IEnumerable<int> FinalizerObjects()
-    {
-        var fc = _g.FindClassByName("java.lang.ref.Finalizer");
-        if (fc == null) yield break;
-        for (int i = 0; i < _g.ObjectCount; i++)
-        {
-            if (_g.GetClassIndex(i) == fc.Index && _g.GetKind(i) == HeapObjectKind.Instance) yield return i;
-        }
-    }
-
     /// <summary>Leak suspects: accumulation points retaining a large share of the heap, and classes that do.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public IReadOnlyList<Finding> LeakSuspects(CancellationToken ct = default)
     {
         var findings = new List<Finding>();
@@ -96,7 +100,7 @@ public sealed class HeapAnalyses
             var accumulated = children.GroupBy(_g.GetClassIndex)
                 .Select(grp => (Name: _g.Classes[grp.Key].Name, Count: grp.Count(), Bytes: grp.Sum(_d.GetRetainedSize)))
                 .OrderByDescending(x => x.Bytes).Take(3).ToList();
-            var path = PathFinder.FromGcRoots(_g, v, false, ct);
+            var path = PathFinder.PathTo(RootTree(ct), v);
             var label = PathFinder.ClassLabel(_g, v);
             var share = _d.GetRetainedSize(v) * 100.0 / total;
             var details = new List<KeyValuePair<string, string>>
@@ -127,7 +131,7 @@ public sealed class HeapAnalyses
                 if (_g.GetClassIndex(i) == c.Index && _d.IsReachable(i) && _g.GetKind(i) != HeapObjectKind.Class) sample = i;
             }
 
-            var path = sample >= 0 ? PathFinder.FromGcRoots(_g, sample, false, ct) : null;
+            var path = sample >= 0 ? PathFinder.PathTo(RootTree(ct), sample) : null;
             findings.Add(new Finding(
                 FindingKinds.LeakSuspect,
                 FormattableString.Invariant($"{c.InstanceCount} instances of {c.Name} retain {share:F1} % of the heap ({_byClass[c.Index]} bytes)"),
@@ -145,6 +149,7 @@ public sealed class HeapAnalyses
     /// Finalizer objects by referent class: queued (in java.lang.ref.Finalizer's queue, waiting for the Finalizer
     /// thread), registered (referent still strongly reachable) or unreachable (found by GC, not yet queued).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public (IReadOnlyList<FinalizerRow> Rows, string ThreadState, Finding? Finding) Finalizers()
     {
         var fc = _g.FindClassByName("java.lang.ref.Finalizer");
@@ -165,11 +170,27 @@ public sealed class HeapAnalyses
         var rqc = _g.FindClassByName("java.lang.ref.ReferenceQueue");
         int enqueued = rqc != null ? StaticObject(rqc, "ENQUEUED") : -1;
         var rows = new Dictionary<int, (int Reg, int Q, int U, long Bytes)>();
-        foreach (var f in FinalizerObjects())
+        // Reference.queue of a Finalizer, found once (Finalizer declares no field of that name itself).
+        HeapField queueField = default;
+        bool hasQueue = false;
+        foreach (var fld in fc.Layout)
         {
-            var referent = _g.GetReferent(f);
-            if (referent < 0) continue;
-            bool isQueued = queued.Contains(f) || (enqueued >= 0 && _g.ReadObjectField(f, "queue", "java.lang.ref.Reference") == enqueued);
+            if (fld.Name != "queue" || _g.Classes[fld.DeclaringClass].Name != "java.lang.ref.Reference") continue;
+            queueField = fld;
+            hasQueue = true;
+            break;
+        }
+
+        long enqueuedId = enqueued >= 0 && hasQueue ? _g.GetId(enqueued) : 0;
+        int visited = 0;
+        var (refObjects, refTargets) = _g.ReferencePairs;
+        for (int i = 0; i < refObjects.Length; i++)
+        {
+            int f = refObjects.Span[i];
+            if (_g.GetClassIndex(f) != fc.Index || _g.GetKind(f) != HeapObjectKind.Instance) continue;
+            if ((++visited & ResidentCheck) == 0) _g.TrimResidentPages();
+            int referent = refTargets.Span[i];
+            bool isQueued = queued.Contains(f) || (enqueuedId != 0 && _g.ReadField(f, queueField) == enqueuedId);
             var key = _g.GetClassIndex(referent);
             rows.TryGetValue(key, out var row);
             if (isQueued) row.Q++;
@@ -202,6 +223,7 @@ public sealed class HeapAnalyses
     }
 
     /// <summary>Timer threads, their queues and what cancelled tasks keep alive (including finalizable objects).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public (IReadOnlyList<TimerRow> Rows, IReadOnlyList<Finding> Findings) Timers(CancellationToken ct = default)
     {
         var ttc = _g.FindClassByName("java.util.TimerThread");
@@ -209,9 +231,11 @@ public sealed class HeapAnalyses
         var rows = new List<TimerRow>();
         var findings = new List<Finding>();
         var finalizable = Finalizable();
+        var isTimerThread = SubclassTable(ttc);
+        var near = new List<int>();
         for (int t = 0; t < _g.ObjectCount; t++)
         {
-            if (_g.GetKind(t) != HeapObjectKind.Instance || !_g.IsSubclassOf(_g.GetClass(t), ttc)) continue;
+            if (!isTimerThread[_g.GetClassIndex(t)] || _g.GetKind(t) != HeapObjectKind.Instance) continue;
             ct.ThrowIfCancellationRequested();
             var threadName = _g.ReadString(_g.ReadObjectField(t, "name")) ?? "?";
             int queue = _g.ReadObjectField(t, "queue", "java.util.TimerThread");
@@ -220,27 +244,45 @@ public sealed class HeapAnalyses
             if (array >= 0) size = Math.Clamp(size, 0, Math.Max(0, _g.GetArrayLength(array) - 1));
             int cancelled = 0;
             long earliest = long.MaxValue, latest = long.MinValue;
-            var taskClasses = new Dictionary<string, int>();
+            var taskClassCounts = new Dictionary<int, int>();
+            int fieldsOf = -1;
+            HeapField nextField = default, stateField = default;
+            bool hasNext = false, hasState = false;
             var retained = new Dictionary<(int TaskClass, int RetainedClass), (int Tasks, List<int> Objects)>();
             for (int slot = 1; slot <= size; slot++)
             {
+                if ((slot & ResidentCheck) == 0) _g.TrimResidentPages();
                 int task = _g.ReadArrayElement(array, slot);
                 if (task < 0) continue;
-                var taskClass = _g.GetClass(task).Name;
-                taskClasses[taskClass] = taskClasses.GetValueOrDefault(taskClass) + 1;
-                long due = _g.ReadPrimitiveField(task, "nextExecutionTime");
+                int taskClass = _g.GetClassIndex(task);
+                taskClassCounts[taskClass] = taskClassCounts.GetValueOrDefault(taskClass) + 1;
+                if (taskClass != fieldsOf)
+                {
+                    // Tasks are of few classes: find the two fields once per class, not by name per task.
+                    hasNext = _g.TryFindField(taskClass, "nextExecutionTime", out nextField);
+                    hasState = _g.TryFindField(taskClass, "state", out stateField);
+                    fieldsOf = taskClass;
+                }
+
+                if (_g.GetKind(task) != HeapObjectKind.Instance) continue;
+                long due = hasNext ? _g.ReadField(task, nextField) : 0;
                 earliest = Math.Min(earliest, due);
                 latest = Math.Max(latest, due);
-                if (_g.ReadPrimitiveField(task, "state") != TimerTaskCancelled) continue;
+                if (!hasState || _g.ReadField(task, stateField) != TimerTaskCancelled) continue;
                 cancelled++;
-                foreach (var held in FinalizableNear(task, finalizable).Distinct())
+                FinalizableNear(task, finalizable, near);
+                for (int h = 0; h < near.Count; h++)
                 {
-                    var key = (_g.GetClassIndex(task), _g.GetClassIndex(held));
+                    int held = near[h];
+                    if (near.IndexOf(held, 0, h) >= 0) continue;
+                    var key = (taskClass, _g.GetClassIndex(held));
                     if (!retained.TryGetValue(key, out var e)) retained[key] = e = (0, []);
                     e.Objects.Add(held);
                     retained[key] = (e.Tasks + 1, e.Objects);
                 }
             }
+
+            var taskClasses = taskClassCounts.Select(kv => new KeyValuePair<string, int>(_g.Classes[kv.Key].Name, kv.Value)).ToList();
 
             rows.Add(new TimerRow(
                 threadName,
@@ -292,10 +334,22 @@ public sealed class HeapAnalyses
         return (rows, findings);
     }
 
-    /// <summary>Finalizable objects within two strong hops of a task, not looking past a finalizable object.</summary>
-    private List<int> FinalizableNear(int task, bool[] finalizable)
+    /// <summary>One breadth-first tree from the GC roots shared by every leak-suspect path (same paths as separate searches).</summary>
+    private int[] RootTree(CancellationToken ct) => _rootTree ??= PathFinder.TreeFromGcRoots(_g, ct);
+
+    /// <summary>True per class index for <paramref name="ancestor"/> and its subclasses (one walk per class, not per object).</summary>
+    private bool[] SubclassTable(HeapClass ancestor)
     {
-        var found = new List<int>();
+        var table = new bool[_g.Classes.Count];
+        foreach (var c in _g.Classes) table[c.Index] = _g.IsSubclassOf(c, ancestor);
+        return table;
+    }
+
+    /// <summary>Finalizable objects within two strong hops of a task (into <paramref name="found"/>, cleared first), not looking past a finalizable object.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void FinalizableNear(int task, bool[] finalizable, List<int> found)
+    {
+        found.Clear();
         foreach (var a in _g.GetReferences(task))
         {
             if (finalizable[a])
@@ -310,8 +364,6 @@ public sealed class HeapAnalyses
                 if (finalizable[b] && b != task) found.Add(b);
             }
         }
-
-        return found;
     }
 
     private IReadOnlyList<PathStep> PathTo(int thread, int target)
@@ -345,6 +397,44 @@ public sealed class HeapAnalyses
         }
 
         return "not found";
+    }
+
+    /// <summary>
+    /// Every thread with a thread-object root: name, state, and its stack (STACK TRACE / STACK FRAME records) with the
+    /// objects each frame holds as locals (Java-frame and JNI-local roots, matched by thread serial and frame number).
+    /// Ordered by thread serial. Cost: one pass over the roots plus the frames' strings.
+    /// </summary>
+    public IReadOnlyList<ThreadRow> Threads()
+    {
+        var locals = new Dictionary<(int Serial, int Frame), List<FrameLocal>>();
+        foreach (var r in _g.Roots)
+        {
+            if (r.Kind is not (Reader.HprofRootKind.JavaFrame or Reader.HprofRootKind.JniLocal)) continue;
+            if (!locals.TryGetValue((r.ThreadSerial, r.FrameNumber), out var list)) locals[(r.ThreadSerial, r.FrameNumber)] = list = [];
+            list.Add(new FrameLocal(_g.GetId(r.Object), PathFinder.ClassLabel(_g, r.Object)));
+        }
+
+        var rows = new List<ThreadRow>();
+        foreach (var serial in _g.ThreadSerials.Order())
+        {
+            int t = _g.GetThreadObject(serial);
+            var stack = _g.GetThreadStack(serial);
+            var frames = new List<ThreadFrame>(stack.Count);
+            for (int i = 0; i < stack.Count; i++)
+            {
+                var fr = stack[i];
+                frames.Add(new ThreadFrame(fr.ClassName, fr.Method, fr.SourceFile, fr.Line, locals.GetValueOrDefault((serial, i)) ?? []));
+            }
+
+            // HotSpot numbers frames from 0 at the top; a local whose number has no frame (or -1) is kept, not dropped.
+            var unattributed = locals.Where(kv => kv.Key.Serial == serial && (uint)kv.Key.Frame >= (uint)stack.Count).SelectMany(kv => kv.Value).ToList();
+            var name = _g.ReadString(_g.ReadObjectField(t, "name"));
+            if (string.IsNullOrEmpty(name)) name = FormattableString.Invariant($"#{serial}");
+
+            rows.Add(new ThreadRow(serial, _g.GetId(t), name, ThreadState(t), frames, unattributed));
+        }
+
+        return rows;
     }
 
     /// <summary>java.lang.Thread.State from the JVMTI bits in Thread.threadStatus (JDK 17; holder.threadStatus later).</summary>

@@ -11,7 +11,7 @@ namespace Apm.Hprof.Analysis;
 public static class HeapTriage
 {
     /// <summary>Names of the steps, in order, for progress displays.</summary>
-    public static readonly IReadOnlyList<string> Steps = ["open", "index: metadata", "index: positions", "index: references", "dominators", "analyses"];
+    public static readonly IReadOnlyList<string> Steps = ["open", "index: metadata", "index: positions", "index: references", "dominators", "analyses", "analyses: timers", "analyses: finalizers", "analyses: leak suspects", "analyses: tables"];
 
     /// <summary>Runs a full triage of <paramref name="path"/>. Memory: the index (about 30 bytes per object) plus the dominator arrays.</summary>
     public static TriageResult Run(string path, Action<string, double>? progress = null, CancellationToken ct = default)
@@ -37,9 +37,13 @@ public static class HeapTriage
         var dom = DominatorTree.Compute(graph, ct);
         Report("analyses", 0);
         var analyses = new HeapAnalyses(graph, dom);
+        Report("analyses: timers", 0);
         var (timerRows, timerFindings) = analyses.Timers(ct);
+        Report("analyses: finalizers", 0);
         var (finalizerRows, finalizerThread, finalizerFinding) = analyses.Finalizers();
+        Report("analyses: leak suspects", 0);
         var suspects = analyses.LeakSuspects(ct);
+        Report("analyses: tables", 0);
         var findings = new List<Finding>();
         findings.AddRange(timerFindings.Where(f => f.Kind == FindingKinds.TimerRetainedFinalizable));
         if (finalizerFinding != null) findings.Add(finalizerFinding);
@@ -56,7 +60,7 @@ public static class HeapTriage
             graph.Roots.Count,
             dom.ReachableCount,
             dom.ReachableSize);
-        var result = new TriageResult(summary, findings, analyses.ClassTable(50), finalizerRows, finalizerThread, timerRows, analyses.DominatorTop(8, 4), timings);
+        var result = new TriageResult(summary, findings, analyses.ClassTable(50), finalizerRows, finalizerThread, timerRows, analyses.Threads(), analyses.DominatorTop(8, 4), timings);
         Report("done", 1);
         return result;
     }

@@ -41,6 +41,27 @@ public sealed record TimerRow(
     long QueueRetainedBytes,
     IReadOnlyList<KeyValuePair<string, int>> TaskClasses);
 
+/// <summary>An object a stack frame holds as a local variable (a Java-frame or JNI-local GC root).</summary>
+public sealed record FrameLocal(long ObjectId, string ClassName);
+
+/// <summary>
+/// One frame of a thread's stack, top first. <see cref="Line"/> is the source line, or HotSpot's marker: -1 unknown,
+/// -2 compiled, -3 native method.
+/// </summary>
+public sealed record ThreadFrame(string ClassName, string Method, string SourceFile, int Line, IReadOnlyList<FrameLocal> Locals);
+
+/// <summary>
+/// A thread as the dump shows it: name and state from its java.lang.Thread object, frames from the STACK TRACE and
+/// STACK FRAME records. <see cref="UnattributedLocals"/> holds local roots whose frame number is not in the trace.
+/// </summary>
+public sealed record ThreadRow(
+    int Serial,
+    long ObjectId,
+    string Name,
+    string State,
+    IReadOnlyList<ThreadFrame> Frames,
+    IReadOnlyList<FrameLocal> UnattributedLocals);
+
 /// <summary>A node of the dominator tree as shown in reports (top-down, biggest first, cut at a depth).</summary>
 public sealed record DominatorNode(long ObjectId, string ClassName, long ShallowBytes, long RetainedBytes, IReadOnlyList<DominatorNode> Children);
 
@@ -68,5 +89,6 @@ public sealed record TriageResult(
     IReadOnlyList<FinalizerRow> Finalizers,
     string FinalizerThread,
     IReadOnlyList<TimerRow> Timers,
+    IReadOnlyList<ThreadRow> Threads,
     IReadOnlyList<DominatorNode> DominatorTree,
     IReadOnlyList<StepTiming> Timings);

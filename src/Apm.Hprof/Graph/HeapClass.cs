@@ -46,7 +46,10 @@ public sealed class HeapClass
     public IReadOnlyList<HeapField> DeclaredFields { get; internal set; } = [];
 
     /// <summary>All instance fields in the order of instance data: this class first, then its supers.</summary>
-    public IReadOnlyList<HeapField> Layout { get; internal set; } = [];
+    public IReadOnlyList<HeapField> Layout => LayoutArray;
+
+    /// <summary>The layout as an array, for loops that read fields by name without an enumerator.</summary>
+    internal HeapField[] LayoutArray { get; set; } = [];
 
     public IReadOnlyList<HeapStaticField> StaticFields { get; internal set; } = [];
 

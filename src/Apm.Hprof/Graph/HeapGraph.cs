@@ -20,20 +20,23 @@ public readonly record struct HeapFrame(string Method, string ClassName, string 
 
 /// <summary>
 /// The object-graph index (the layer between records and analyses). Objects are dense indices 0..N-1 in
-/// ascending id order; per-object data lives in primitive arrays (about 25 bytes per object plus 4 per
-/// reference), never in an object per heap object. Outgoing strong references are a CSR array that
-/// excludes Reference.referent; <see cref="GetReferent"/> reads that edge from the file on demand.
+/// ascending id order; per-object data lives in primitive arrays (about 33 bytes per object plus 4 per
+/// reference and 8 per java.lang.ref.Reference), never in an object per heap object. Outgoing strong references
+/// are a CSR array that excludes Reference.referent; <see cref="GetReferent"/> returns that edge from a side table.
 /// Reads after construction are thread-safe. Disposing unmaps the file.
 /// </summary>
 public sealed partial class HeapGraph : IDisposable
 {
     private readonly long[] _ids;
+    private readonly IdLookup _lookup;
     private readonly long[] _offsets;
     private readonly int[] _classOf;
     private readonly byte[] _kind;
     private readonly int[] _shallow;
     private readonly int[] _refStart;
     private readonly int[] _refs;
+    private readonly int[] _referenceObjects;
+    private readonly int[] _referents;
     private readonly HeapClass[] _classes;
     private readonly Dictionary<string, int> _classByName;
     private readonly Dictionary<long, int> _classById;
@@ -48,12 +51,15 @@ public sealed partial class HeapGraph : IDisposable
     {
         File = file;
         _ids = b.Ids;
+        _lookup = b.Lookup ?? new IdLookup(b.Ids);
         _offsets = b.Offsets;
         _classOf = b.ClassOf;
         _kind = b.Kind;
         _shallow = b.Shallow;
         _refStart = b.RefStart;
         _refs = b.Refs;
+        _referenceObjects = b.ReferenceObjects;
+        _referents = b.Referents;
         _classes = b.Classes;
         _classByName = b.ClassByName;
         _classById = b.ClassById;
@@ -91,14 +97,22 @@ public sealed partial class HeapGraph : IDisposable
 
     public void Dispose() => File.Dispose();
 
+    /// <summary>
+    /// Drops the dump's mapped pages from this process's resident set (they stay in the page cache; later reads
+    /// map them again). Loops that read many scattered objects call it now and then to keep memory bounded.
+    /// </summary>
+    public void TrimResidentPages() => File.ReleasePages(0, File.Length);
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public long GetId(int obj) => _ids[obj];
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public HeapObjectKind GetKind(int obj) => (HeapObjectKind)_kind[obj];
 
     /// <summary>Class of the object; for class objects, the class they describe is <see cref="GetDescribedClass"/>.</summary>
     public HeapClass GetClass(int obj) => _classes[_classOf[obj]];
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int GetClassIndex(int obj) => _classOf[obj];
 
     /// <summary>For a class object, the class it stands for; null otherwise. Cost: a dictionary lookup.</summary>
@@ -106,27 +120,15 @@ public sealed partial class HeapGraph : IDisposable
         _kind[obj] == (byte)HeapObjectKind.Class && _classById.TryGetValue(_ids[obj], out var c) ? _classes[c] : null;
 
     /// <summary>Shallow size in bytes (the JVM's size of the object, as VisualVM counts it).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int GetShallowSize(int obj) => _shallow[obj];
 
     /// <summary>Record offset in the file.</summary>
     public long GetOffset(int obj) => _offsets[obj];
 
-    /// <summary>Dense index of an object id, or -1. Cost: binary search, O(log N).</summary>
-    public int FindObjectIndexOrNone(long id)
-    {
-        var ids = _ids;
-        int lo = 0, hi = ids.Length - 1;
-        while (lo <= hi)
-        {
-            int mid = (int)((uint)(lo + hi) >> 1);
-            long v = ids[mid];
-            if (v == id) return mid;
-            if (v < id) lo = mid + 1;
-            else hi = mid - 1;
-        }
-
-        return -1;
-    }
+    /// <summary>Dense index of an object id, or -1. Cost: a bucket lookup and a short binary search.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public int FindObjectIndexOrNone(long id) => _lookup.Find(id);
 
     /// <summary>Dense index of an object id; throws <see cref="KeyNotFoundException"/> when absent.</summary>
     public int FindObjectIndex(long id)
@@ -136,6 +138,7 @@ public sealed partial class HeapGraph : IDisposable
     }
 
     /// <summary>Outgoing strong references of an object (dense indices), without Reference.referent.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ReadOnlySpan<int> GetReferences(int obj) => _refs.AsSpan(_refStart[obj], _refStart[obj + 1] - _refStart[obj]);
 
     /// <summary>The CSR arrays (start offsets, N+1 long; targets) for algorithms that want raw access.</summary>
@@ -165,14 +168,23 @@ public sealed partial class HeapGraph : IDisposable
     /// <summary>The thread object of a thread serial, or -1.</summary>
     public int GetThreadObject(int threadSerial) => _threadObjectBySerial.TryGetValue(threadSerial, out var o) ? o : -1;
 
-    /// <summary>Stack frames of the thread with this serial (top first); empty when the dump has no trace.</summary>
+    /// <summary>
+    /// Stack frames of the thread with this serial (top first, so index = the frame number of its local roots); empty
+    /// when the dump has no trace. Cost: lookups and string decodes per frame.
+    /// </summary>
     public IReadOnlyList<HeapFrame> GetThreadStack(int threadSerial)
     {
         if (!_threadTraceBySerial.TryGetValue(threadSerial, out var traceSerial) || !_traces.TryGetValue(traceSerial, out var frameIds)) return [];
         var result = new List<HeapFrame>(frameIds.Length);
         foreach (var fid in frameIds)
         {
-            if (!_frames.TryGetValue(fid, out var fr)) continue;
+            // A frame id without its FRAME record keeps its slot so that frame numbers of local roots still line up.
+            if (!_frames.TryGetValue(fid, out var fr))
+            {
+                result.Add(new HeapFrame("?", "?", "", -1));
+                continue;
+            }
+
             var cls = _classIdBySerial.TryGetValue(fr.ClassSerial, out var cid) && _classById.TryGetValue(cid, out var ci) ? _classes[ci].Name : "?";
             result.Add(new HeapFrame(GetString(fr.Method), cls, GetString(fr.Source), fr.Line));
         }
@@ -192,17 +204,39 @@ public sealed partial class HeapGraph : IDisposable
     {
         value = 0;
         if (_kind[obj] != (byte)HeapObjectKind.Instance) return false;
-        var cls = _classes[_classOf[obj]];
-        foreach (var f in cls.Layout)
+        var layout = _classes[_classOf[obj]].LayoutArray;
+        for (int i = 0; i < layout.Length; i++)
         {
-            if (f.Name != name) continue;
-            if (declaringClass != null && _classes[f.DeclaringClass].Name != declaringClass) continue;
+            ref readonly var f = ref layout[i];
+            if (!string.Equals(f.Name, name, StringComparison.Ordinal)) continue;
+            if (declaringClass != null && !string.Equals(_classes[f.DeclaringClass].Name, declaringClass, StringComparison.Ordinal)) continue;
             value = File.Value(InstanceData(obj) + f.Offset, f.Type);
             return true;
         }
 
         return false;
     }
+
+    /// <summary>
+    /// Finds an instance field of a class by name (own fields first, then the supers'); for loops that read one
+    /// field of many objects of few classes, with <see cref="ReadField"/>. Cost: a scan of the class layout.
+    /// </summary>
+    public bool TryFindField(int classIndex, string name, out HeapField field)
+    {
+        foreach (var f in _classes[classIndex].LayoutArray)
+        {
+            if (!string.Equals(f.Name, name, StringComparison.Ordinal)) continue;
+            field = f;
+            return true;
+        }
+
+        field = default;
+        return false;
+    }
+
+    /// <summary>Reads a field found with <see cref="TryFindField"/> from an instance of that class. Cost: one read of the file.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public long ReadField(int obj, in HeapField field) => File.Value(InstanceData(obj) + field.Offset, field.Type);
 
     /// <summary>Reads an object field and maps it to a dense index; -1 when null, absent or dangling.</summary>
     public int ReadObjectField(int obj, string name, string? declaringClass = null) =>
@@ -212,22 +246,41 @@ public sealed partial class HeapGraph : IDisposable
     public long ReadPrimitiveField(int obj, string name, long fallback = 0, string? declaringClass = null) =>
         TryReadField(obj, name, out var v, declaringClass) ? v : fallback;
 
-    /// <summary>The referent of a java.lang.ref.Reference instance (the edge the CSR leaves out), or -1.</summary>
+    /// <summary>
+    /// The referent of a java.lang.ref.Reference instance (the edge the CSR leaves out), or -1. Cost: a binary
+    /// search in a side table filled by the index pass (8 bytes per reference object), no file read.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int GetReferent(int obj)
     {
-        if (_kind[obj] != (byte)HeapObjectKind.Instance) return -1;
-        var cls = _classes[_classOf[obj]];
-        if (cls.ReferentOffset < 0) return -1;
-        var id = File.Id(InstanceData(obj) + cls.ReferentOffset);
-        return id == 0 ? -1 : FindObjectIndexOrNone(id);
+        var keys = _referenceObjects;
+        int lo = 0, hi = keys.Length - 1;
+        while (lo <= hi)
+        {
+            int mid = (int)((uint)(lo + hi) >> 1);
+            int v = keys[mid];
+            if (v == obj) return _referents[mid];
+            if (v < obj) lo = mid + 1;
+            else hi = mid - 1;
+        }
+
+        return -1;
     }
 
+    /// <summary>
+    /// Every java.lang.ref.Reference instance with a referent in the dump, ascending, and its referent at the same
+    /// position: for loops over all references without a search per object.
+    /// </summary>
+    public (ReadOnlyMemory<int> References, ReadOnlyMemory<int> Referents) ReferencePairs => (_referenceObjects, _referents);
+
     /// <summary>Length of an array object, -1 for other kinds.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int GetArrayLength(int obj) => _kind[obj] is (byte)HeapObjectKind.ObjectArray or (byte)HeapObjectKind.PrimitiveArray
         ? (int)File.U4(_offsets[obj] + 1 + File.IdSize + 4)
         : -1;
 
     /// <summary>Element <paramref name="index"/> of an object array as a dense index, -1 when null or dangling.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int ReadArrayElement(int obj, int index)
     {
         if (_kind[obj] != (byte)HeapObjectKind.ObjectArray) return -1;
@@ -316,18 +369,22 @@ public sealed partial class HeapGraph : IDisposable
     }
 
     /// <summary>Offset of the instance field data of an instance record.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal long InstanceData(int obj) => _offsets[obj] + 1 + (2L * File.IdSize) + 8;
 
     /// <summary>Mutable state handed from the builder to the graph.</summary>
     internal sealed class Builder
     {
         public long[] Ids = [];
+        public IdLookup? Lookup;
         public long[] Offsets = [];
         public int[] ClassOf = [];
         public byte[] Kind = [];
         public int[] Shallow = [];
         public int[] RefStart = [];
         public int[] Refs = [];
+        public int[] ReferenceObjects = [];
+        public int[] Referents = [];
         public long RefCount;
         public long Dangling;
         public HeapClass[] Classes = [];

@@ -4,13 +4,15 @@ using Apm.Hprof.Reader;
 namespace Apm.Hprof.Graph;
 
 /// <summary>
-/// Builds a <see cref="HeapGraph"/> in three passes, after Shark's HprofInMemoryIndex: (1) metadata (strings,
-/// classes, roots, stack traces) and an object count; (2) the id and record offset of every object into exactly
-/// sized arrays; then a sort by id; (3) per object, in id order, its class, shallow size and outgoing references
-/// into CSR arrays. Peak memory is about 30 bytes per object plus 4 per reference.
+/// Builds a <see cref="HeapGraph"/> in two passes over the file, after Shark's HprofInMemoryIndex: (1) metadata
+/// (strings, classes, roots, stack traces) and the id and record offset of every object, then a sort by id; (2) per
+/// object, in id order, its class, shallow size, outgoing references (CSR arrays) and referent. Peak memory is
+/// about 33 bytes per object plus 4 per reference; the mapped file stays resident only in a window around each
+/// pass's position (<see cref="HprofFile.ReleasePages"/>).
 /// </summary>
 internal static class HeapGraphBuilder
 {
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static HeapGraph Build(HprofFile file, Action<string, double>? progress, CancellationToken ct)
     {
         var b = new HeapGraph.Builder();
@@ -18,23 +20,78 @@ internal static class HeapGraphBuilder
         var scanner = new HprofScanner(file);
         double len = file.Length;
         b.TraceFile = file;
+
+        // One scan collects the metadata and every object's id and record offset (growable arrays: at most twice
+        // the final 16 bytes per object while growing), which saves a second full pass over the file.
+        progress?.Invoke("index: metadata", 0);
         scanner.Scan(ref meta, HprofRecordKinds.All, p => progress?.Invoke("index: metadata", p / len), ct);
-
-        long n = meta.ObjectCount + meta.ClassDumps.Count;
-        if (n > Array.MaxLength - 1) throw new HprofFormatException(HprofErrorKind.Corrupt, 0, -1, "more objects than an index can hold");
-        var pos = new PositionVisitor(new long[n], new long[n]);
-        foreach (var cd in meta.ClassDumps) pos.Add(cd.ClassId, cd.RecordOffset);
-        scanner.Scan(ref pos, HprofRecordKinds.Objects, p => progress?.Invoke("index: positions", p / len), ct);
-        if (pos.Count != n) throw new HprofFormatException(HprofErrorKind.Corrupt, 0, -1, "object count changed between passes");
         ct.ThrowIfCancellationRequested();
-        Array.Sort(pos.Ids, pos.Offsets);
-        b.Ids = pos.Ids;
-        b.Offsets = pos.Offsets;
+        progress?.Invoke("index: positions", 0);
+        var ids = meta.Ids;
+        var offsets = meta.Offsets;
+        Array.Resize(ref ids, meta.Count);
+        Array.Resize(ref offsets, meta.Count);
+        meta.Ids = [];
+        meta.Offsets = [];
+        SortByIds(ids, offsets);
+        for (int i = 1; i < ids.Length; i++)
+        {
+            if (ids[i] == ids[i - 1])
+                throw new HprofFormatException(HprofErrorKind.Corrupt, offsets[i], -1, FormattableString.Invariant($"object id 0x{ids[i]:X} appears twice"));
+        }
 
+        b.Ids = ids;
+        b.Offsets = offsets;
         BuildClasses(file, b, meta);
+        progress?.Invoke("index: references", 0);
         IndexObjects(file, b, progress, ct);
+        // The analyses read only a few objects back from the file; let those fault in again when they are read.
+        file.ReleasePages(0, file.Length);
         ResolveRoots(b, meta);
         return new HeapGraph(file, b);
+    }
+
+    /// <summary>
+    /// Sorts ids (and their offsets) ascending. HotSpot writes the class dumps first and then the heap in address
+    /// order, so all but a short head is usually sorted already: sort the head and merge it with the sorted tail
+    /// (O(n) plus the head's sort) instead of sorting everything.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SortByIds(long[] ids, long[] offsets)
+    {
+        int n = ids.Length;
+        int tail = n - 1;
+        while (tail > 0 && ids[tail - 1] <= ids[tail]) tail--;
+        if (tail == 0) return;
+        if (tail > n / 2)
+        {
+            Array.Sort(ids, offsets);
+            return;
+        }
+
+        Array.Sort(ids, offsets, 0, tail);
+        var headIds = ids[..tail];
+        var headOffsets = offsets[..tail];
+        int a = 0, b = tail, o = 0;
+        while (a < headIds.Length && b < n)
+        {
+            if (headIds[a] <= ids[b])
+            {
+                ids[o] = headIds[a];
+                offsets[o++] = headOffsets[a++];
+            }
+            else
+            {
+                ids[o] = ids[b];
+                offsets[o++] = offsets[b++];
+            }
+        }
+
+        while (a < headIds.Length)
+        {
+            ids[o] = headIds[a];
+            offsets[o++] = headOffsets[a++];
+        }
     }
 
     private static string JavaName(string internalName)
@@ -77,6 +134,7 @@ internal static class HeapGraphBuilder
         HprofBasicType.Byte, HprofBasicType.Short, HprofBasicType.Int, HprofBasicType.Long,
     ];
 
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void BuildClasses(HprofFile file, HeapGraph.Builder b, MetaVisitor meta)
     {
         var classes = new List<HeapClass>(meta.ClassDumps.Count + 9);
@@ -145,7 +203,7 @@ internal static class HeapGraphBuilder
                 c = b.Classes[c].SuperClass;
             }
 
-            hc.Layout = layout;
+            hc.LayoutArray = [.. layout];
             hc.DeclaredFields = [.. layout.Where(l => l.DeclaringClass == index)];
             hc.RefOffsets = [.. refOffsets];
             hc.LayoutSize = offset;
@@ -163,10 +221,10 @@ internal static class HeapGraphBuilder
 
     /// <summary>Appends the edge to <paramref name="target"/> (null ids are no edge; ids not in the dump count as dangling).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AddEdge(long[] ids, long target, ref int[] refs, ref int refCount, ref long dangling)
+    private static void AddEdge(IdLookup lookup, long target, ref int[] refs, ref int refCount, ref long dangling)
     {
         if (target == 0) return;
-        int t = FindIndex(ids, target);
+        int t = lookup.Find(target);
         if (t < 0)
         {
             dangling++;
@@ -186,6 +244,7 @@ internal static class HeapGraphBuilder
         int id = file.IdSize;
         var ids = b.Ids;
         var offsets = b.Offsets;
+        var lookup = b.Lookup ??= new IdLookup(ids);
         var classOf = new int[n];
         var kind = new byte[n];
         var shallow = new int[n];
@@ -212,6 +271,16 @@ internal static class HeapGraphBuilder
             c.JvmInstanceSize = Align8(size);
         }
 
+        var referenceObjects = new int[1024];
+        var referents = new int[1024];
+        int referenceCount = 0;
+        long lastClassId = 0;
+        int lastClass = -1;
+        long released = 0;
+        var primitiveArrayClass = new int[16];
+        foreach (var t in PrimitiveTypes) primitiveArrayClass[(int)t] = b.ClassByName[HprofTypes.JavaName(t) + "[]"];
+        var instanceCount = new int[classes.Length];
+        var shallowTotal = new long[classes.Length];
         for (int i = 0; i < n; i++)
         {
             if ((i & 0xFFFFF) == 0)
@@ -222,6 +291,13 @@ internal static class HeapGraphBuilder
 
             refStart[i] = refCount;
             long off = offsets[i];
+            // Objects come in id order, which is nearly file order: keep only a window of the mapping resident.
+            if (off - released > 2 * HprofScanner.ResidentWindow)
+            {
+                file.ReleasePages(released, off - HprofScanner.ResidentWindow);
+                released = off - HprofScanner.ResidentWindow;
+            }
+
             int tag = file.U1(off);
             long p = off + 1;
             switch (tag)
@@ -231,8 +307,15 @@ internal static class HeapGraphBuilder
                         long classId = file.Id(p + id + 4);
                         int dataLen = (int)file.U4(p + (2 * id) + 4);
                         long data = p + (2 * id) + 8;
-                        if (!classById.TryGetValue(classId, out var ci))
-                            throw new HprofFormatException(HprofErrorKind.Corrupt, off, tag, FormattableString.Invariant($"instance of unknown class 0x{classId:X}"));
+                        // Neighbouring instances are often of one class: a one-entry cache saves most dictionary lookups.
+                        if (classId != lastClassId)
+                        {
+                            if (!classById.TryGetValue(classId, out lastClass))
+                                throw new HprofFormatException(HprofErrorKind.Corrupt, off, tag, FormattableString.Invariant($"instance of unknown class 0x{classId:X}"));
+                            lastClassId = classId;
+                        }
+
+                        int ci = lastClass;
                         var cls = classes[ci];
                         if (cls.LayoutSize > dataLen)
                             throw new HprofFormatException(HprofErrorKind.Corrupt, off, tag, FormattableString.Invariant($"instance of {cls.Name} has {dataLen} bytes of fields, its class needs {cls.LayoutSize}"));
@@ -241,7 +324,26 @@ internal static class HeapGraphBuilder
                         shallow[i] = cls.JvmInstanceSize;
                         foreach (var ro in cls.RefOffsets)
                         {
-                            AddEdge(ids, file.Id(data + ro), ref refs, ref refCount, ref dangling);
+                            AddEdge(lookup, file.Id(data + ro), ref refs, ref refCount, ref dangling);
+                        }
+
+                        // Referents go to a side table (objects arrive in index order, so it stays sorted): the
+                        // analyses look many of them up, and a file read each would fault a page each.
+                        if (cls.ReferentOffset >= 0)
+                        {
+                            long rid = file.Id(data + cls.ReferentOffset);
+                            int r = rid == 0 ? -1 : lookup.Find(rid);
+                            if (r >= 0)
+                            {
+                                if (referenceCount == referenceObjects.Length)
+                                {
+                                    Array.Resize(ref referenceObjects, Grow(referenceObjects.Length));
+                                    Array.Resize(ref referents, referenceObjects.Length);
+                                }
+
+                                referenceObjects[referenceCount] = i;
+                                referents[referenceCount++] = r;
+                            }
                         }
 
                         break;
@@ -259,7 +361,7 @@ internal static class HeapGraphBuilder
                         shallow[i] = Align8(arrayHeader + ((long)len * refSlot));
                         for (int e = 0; e < len; e++)
                         {
-                            AddEdge(ids, file.Id(data + ((long)e * id)), ref refs, ref refCount, ref dangling);
+                            AddEdge(lookup, file.Id(data + ((long)e * id)), ref refs, ref refCount, ref dangling);
                         }
 
                         break;
@@ -270,7 +372,7 @@ internal static class HeapGraphBuilder
                     {
                         int len = (int)file.U4(p + id + 4);
                         var type = (HprofBasicType)file.U1(p + id + 8);
-                        classOf[i] = b.ClassByName[HprofTypes.JavaName(type) + "[]"];
+                        classOf[i] = primitiveArrayClass[(int)type & 15];
                         kind[i] = (byte)HeapObjectKind.PrimitiveArray;
                         shallow[i] = Align8(arrayHeader + ((long)len * HprofTypes.SizeOf(type, id)));
                         break;
@@ -284,7 +386,7 @@ internal static class HeapGraphBuilder
                         shallow[i] = 0;
                         foreach (var sf in described.StaticFields)
                         {
-                            if (sf.Type == HprofBasicType.Object) AddEdge(ids, sf.Value, ref refs, ref refCount, ref dangling);
+                            if (sf.Type == HprofBasicType.Object) AddEdge(lookup, sf.Value, ref refs, ref refCount, ref dangling);
                         }
 
                         break;
@@ -294,16 +396,25 @@ internal static class HeapGraphBuilder
                     throw new HprofFormatException(HprofErrorKind.Corrupt, off, tag, "index points at an unexpected record");
             }
 
-            var c = classes[classOf[i]];
             if (kind[i] != (byte)HeapObjectKind.Class)
             {
-                c.InstanceCount++;
-                c.ShallowSizeTotal += shallow[i];
+                instanceCount[classOf[i]]++;
+                shallowTotal[classOf[i]] += shallow[i];
             }
+        }
+
+        foreach (var c in classes)
+        {
+            c.InstanceCount = instanceCount[c.Index];
+            c.ShallowSizeTotal = shallowTotal[c.Index];
         }
 
         refStart[n] = refCount;
         Array.Resize(ref refs, refCount);
+        Array.Resize(ref referenceObjects, referenceCount);
+        Array.Resize(ref referents, referenceCount);
+        b.ReferenceObjects = referenceObjects;
+        b.Referents = referents;
         b.ClassOf = classOf;
         b.Kind = kind;
         b.Shallow = shallow;
@@ -337,10 +448,12 @@ internal static class HeapGraphBuilder
 
     private struct MetaVisitor(HeapGraph.Builder b) : IHprofVisitor
     {
-        public long ObjectCount;
         public readonly List<HprofClassDump> ClassDumps = [];
         public readonly Dictionary<long, long> ClassNames = [];
         public readonly List<(long Id, HprofRootKind Kind, int ThreadSerial, int Frame)> RawRoots = [];
+        public long[] Ids = new long[1 << 16];
+        public long[] Offsets = new long[1 << 16];
+        public int Count;
 
         public readonly void OnString(long id, long textOffset, int byteLength) => b.Strings[id] = (textOffset, byteLength);
 
@@ -364,51 +477,10 @@ internal static class HeapGraphBuilder
         public readonly void OnRoot(HprofRootKind kind, long objectId, int threadSerial, int frameNumber) =>
             RawRoots.Add((objectId, kind, threadSerial, frameNumber));
 
-        public readonly void OnClassDump(HprofClassDump dump) => ClassDumps.Add(dump);
-
-        public void OnInstance(long id, long classId, long recordOffset, long dataOffset, int dataLength) => ObjectCount++;
-
-        public void OnObjectArray(long id, long arrayClassId, long recordOffset, long elementsOffset, int length) => ObjectCount++;
-
-        public void OnPrimitiveArray(long id, HprofBasicType type, long recordOffset, long dataOffset, int length) => ObjectCount++;
-    }
-
-    private struct PositionVisitor(long[] ids, long[] offsets) : IHprofVisitor
-    {
-        public readonly long[] Ids = ids;
-        public readonly long[] Offsets = offsets;
-        public int Count;
-
-        public void Add(long id, long offset)
+        public void OnClassDump(HprofClassDump dump)
         {
-            if (Count >= Ids.Length) throw new HprofFormatException(HprofErrorKind.Corrupt, offset, -1, "more objects than counted");
-            Ids[Count] = id;
-            Offsets[Count] = offset;
-            Count++;
-        }
-
-        public readonly void OnString(long id, long textOffset, int byteLength)
-        {
-        }
-
-        public readonly void OnLoadClass(int classSerial, long classId, int stackSerial, long nameId)
-        {
-        }
-
-        public readonly void OnFrame(long frameId, long methodNameId, long signatureId, long sourceFileId, int classSerial, int line)
-        {
-        }
-
-        public readonly void OnTrace(int serial, int threadSerial, long frameIdsOffset, int frameCount)
-        {
-        }
-
-        public readonly void OnRoot(HprofRootKind kind, long objectId, int threadSerial, int frameNumber)
-        {
-        }
-
-        public readonly void OnClassDump(HprofClassDump dump)
-        {
+            ClassDumps.Add(dump);
+            Add(dump.ClassId, dump.RecordOffset);
         }
 
         public void OnInstance(long id, long classId, long recordOffset, long dataOffset, int dataLength) => Add(id, recordOffset);
@@ -416,5 +488,22 @@ internal static class HeapGraphBuilder
         public void OnObjectArray(long id, long arrayClassId, long recordOffset, long elementsOffset, int length) => Add(id, recordOffset);
 
         public void OnPrimitiveArray(long id, HprofBasicType type, long recordOffset, long dataOffset, int length) => Add(id, recordOffset);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private void Add(long id, long offset)
+        {
+            if (Count == Ids.Length) Grow(offset);
+            Ids[Count] = id;
+            Offsets[Count] = offset;
+            Count++;
+        }
+
+        private void Grow(long offset)
+        {
+            if (Count >= Array.MaxLength - 1) throw new HprofFormatException(HprofErrorKind.Corrupt, offset, -1, "more objects than an index can hold");
+            int next = (int)Math.Min(Array.MaxLength - 1, (long)Count * 2);
+            Array.Resize(ref Ids, next);
+            Array.Resize(ref Offsets, next);
+        }
     }
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.IO.MemoryMappedFiles;
+using System.Runtime.CompilerServices;
 using System.Text;
 
 namespace Apm.Hprof.Reader;
@@ -95,18 +96,24 @@ public sealed unsafe class HprofFile : IDisposable
     }
 
     /// <summary>Unchecked reads: callers check bounds once per record with <see cref="Require"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public byte U1(long offset) => _base[offset];
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public ushort U2(long offset) => BinaryPrimitives.ReadUInt16BigEndian(new ReadOnlySpan<byte>(_base + offset, 2));
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public uint U4(long offset) => BinaryPrimitives.ReadUInt32BigEndian(new ReadOnlySpan<byte>(_base + offset, 4));
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public long U8(long offset) => BinaryPrimitives.ReadInt64BigEndian(new ReadOnlySpan<byte>(_base + offset, 8));
 
     /// <summary>An object id at <paramref name="offset"/> (4 or 8 bytes), widened to long.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public long Id(long offset) => IdSize == 8 ? U8(offset) : U4(offset);
 
     /// <summary>Reads a value of <paramref name="type"/> as raw bits widened to long.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public long Value(long offset, HprofBasicType type) => type switch
     {
         HprofBasicType.Object => Id(offset),
@@ -122,6 +129,27 @@ public sealed unsafe class HprofFile : IDisposable
     {
         Require(offset, length, -1);
         return new ReadOnlySpan<byte>(_base + offset, length);
+    }
+
+    /// <summary>
+    /// Tells the kernel this process no longer needs the mapped pages of [<paramref name="from"/>, <paramref name="to"/>)
+    /// (madvise MADV_DONTNEED on the whole pages inside the range). The file is read-only and shared, so this only
+    /// drops the pages from this process's resident set: they stay in the page cache, and a later read maps them
+    /// again. Keeps the resident size of a pass over a dump bounded. No-op for in-memory dumps and off Linux.
+    /// </summary>
+    public void ReleasePages(long from, long to)
+    {
+        if (_map == null || _disposed || !OperatingSystem.IsLinux()) return;
+        const long page = 4096;
+        long start = Math.Max(0, (from + page - 1) & ~(page - 1));
+        long end = Math.Min(Length, to) & ~(page - 1);
+        if (end <= start) return;
+        // The mapping itself may start before the file offset 0 is page-aligned in memory; align the address too.
+        long addr = (long)(_base + start);
+        long alignedAddr = (addr + page - 1) & ~(page - 1);
+        long len = (end - start) - (alignedAddr - addr);
+        if (len <= 0) return;
+        _ = NativeMethods.Madvise((nint)alignedAddr, (nuint)(len & ~(page - 1)), NativeMethods.MadvDontNeed);
     }
 
     /// <summary>Decodes modified-UTF-8 text (HPROF strings) at a range.</summary>
@@ -165,4 +193,13 @@ public sealed unsafe class HprofFile : IDisposable
         var ts = ((long)U4(pos + 4) << 32) | U4(pos + 8);
         return (version, idSize, ts, pos + 12);
     }
+}
+
+/// <summary>libc calls used to bound the resident set of a mapped dump.</summary>
+internal static partial class NativeMethods
+{
+    public const int MadvDontNeed = 4;
+
+    [System.Runtime.InteropServices.LibraryImport("libc", EntryPoint = "madvise", SetLastError = true)]
+    public static partial int Madvise(nint addr, nuint length, int advice);
 }

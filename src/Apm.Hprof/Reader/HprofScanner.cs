@@ -51,9 +51,13 @@ public interface IHprofVisitor
 /// </summary>
 public sealed class HprofScanner
 {
+    /// <summary>How much of the file behind the scan position stays mapped in (see <see cref="ReleaseBehind"/>).</summary>
+    internal const long ResidentWindow = 8L << 20;
+
     private const int RecordHeaderSize = 9;
     private readonly HprofFile _file;
     private readonly int _idSize;
+    private long _released;
 
     public HprofScanner(HprofFile file)
     {
@@ -73,6 +77,7 @@ public sealed class HprofScanner
         var f = _file;
         long pos = f.HeaderLength;
         long nextReport = pos + (16 << 20);
+        _released = 0;
         int previousTag = -1;
         bool sawHeapDump = false, sawSegment = false, sawEnd = false;
         while (pos < f.Length)
@@ -81,6 +86,7 @@ public sealed class HprofScanner
             {
                 ct.ThrowIfCancellationRequested();
                 progress?.Invoke(pos);
+                ReleaseBehind(pos);
                 nextReport = pos + (16 << 20);
             }
 
@@ -154,6 +160,18 @@ public sealed class HprofScanner
         progress?.Invoke(f.Length);
     }
 
+    /// <summary>
+    /// Drops the mapped pages well behind the scan position from the resident set (they stay in the page cache), so
+    /// a pass over a big dump keeps about <see cref="ResidentWindow"/> of it resident instead of all of it.
+    /// </summary>
+    private void ReleaseBehind(long pos)
+    {
+        long keepFrom = pos - ResidentWindow;
+        if (keepFrom - _released < ResidentWindow) return;
+        _file.ReleasePages(_released, keepFrom);
+        _released = keepFrom;
+    }
+
     private static void Need(bool condition, long offset, int tag, string reason)
     {
         if (!condition) throw new HprofFormatException(HprofErrorKind.Corrupt, offset, tag, reason);
@@ -172,6 +190,7 @@ public sealed class HprofScanner
             if (pos >= nextCheck)
             {
                 ct.ThrowIfCancellationRequested();
+                ReleaseBehind(pos);
                 nextCheck = pos + (16 << 20);
             }
 

@@ -114,6 +114,32 @@ public static class TriageReport
         }
 
         w.WriteEndArray();
+        w.WriteStartArray("threads");
+        foreach (var t in result.Threads)
+        {
+            w.WriteStartObject();
+            w.WriteNumber("serial", t.Serial);
+            w.WriteString("objectId", Hex(t.ObjectId));
+            w.WriteString("name", t.Name);
+            w.WriteString("state", t.State);
+            w.WriteStartArray("frames");
+            foreach (var f in t.Frames)
+            {
+                w.WriteStartObject();
+                w.WriteString("class", f.ClassName);
+                w.WriteString("method", f.Method);
+                w.WriteString("sourceFile", f.SourceFile);
+                w.WriteNumber("line", f.Line);
+                WriteLocals(w, "locals", f.Locals);
+                w.WriteEndObject();
+            }
+
+            w.WriteEndArray();
+            if (t.UnattributedLocals.Count > 0) WriteLocals(w, "unattributedLocals", t.UnattributedLocals);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
         w.WriteStartArray("timings");
         foreach (var t in result.Timings)
         {
@@ -126,6 +152,22 @@ public static class TriageReport
         w.WriteEndArray();
         w.WriteEndObject();
     }
+
+    private static void WriteLocals(Utf8JsonWriter w, string name, IReadOnlyList<FrameLocal> locals)
+    {
+        w.WriteStartArray(name);
+        foreach (var l in locals)
+        {
+            w.WriteStartObject();
+            w.WriteString("objectId", Hex(l.ObjectId));
+            w.WriteString("class", l.ClassName);
+            w.WriteEndObject();
+        }
+
+        w.WriteEndArray();
+    }
+
+    private static string Hex(long id) => "0x" + id.ToString("X", CultureInfo.InvariantCulture);
 
     /// <summary>One HTML page: findings first, then classes, finalizers, timers, and the dominator tree top-down. Every JVM-derived string is encoded.</summary>
     public static string ToHtml(TriageResult result)
@@ -185,7 +227,28 @@ public static class TriageReport
                 .Append(E(string.Join(", ", t.TaskClasses.Select(kv => Inv($"{kv.Key} ×{kv.Value}"))))).Append("</td></tr>");
         }
 
-        h.Append("</table><h2>Dominator tree</h2>");
+        h.Append("</table><h2>Threads</h2>");
+        foreach (var t in result.Threads)
+        {
+            h.Append("<details><summary>").Append(E("\"" + t.Name + "\" " + t.State)).Append(Inv($" ({t.Frames.Count} frames)")).Append("</summary><ol class=\"path\" start=\"0\">");
+            foreach (var f in t.Frames)
+            {
+                h.Append("<li>").Append(E(f.ClassName + "." + f.Method)).Append(" (").Append(E(FrameLocation(f))).Append(')');
+                AppendLocals(h, f.Locals);
+                h.Append("</li>");
+            }
+
+            h.Append("</ol>");
+            if (t.UnattributedLocals.Count > 0)
+            {
+                h.Append("<p>Locals without a frame in the trace:</p>");
+                AppendLocals(h, t.UnattributedLocals);
+            }
+
+            h.Append("</details>");
+        }
+
+        h.Append("<h2>Dominator tree</h2>");
         AppendTree(h, result.DominatorTree);
         h.Append("<h2>Timings</h2><table>");
         foreach (var t in result.Timings) h.Append("<tr><td>").Append(E(t.Step)).Append(Inv($"</td><td class=\"n\">{t.Elapsed.TotalMilliseconds:N0} ms</td></tr>"));
@@ -209,6 +272,23 @@ public static class TriageReport
             h.Append("</details>");
         }
     }
+
+    private static void AppendLocals(StringBuilder h, IReadOnlyList<FrameLocal> locals)
+    {
+        if (locals.Count == 0) return;
+        h.Append("<ul>");
+        foreach (var l in locals) h.Append("<li>local: ").Append(E(l.ClassName)).Append(Inv($" @0x{l.ObjectId:X}")).Append("</li>");
+        h.Append("</ul>");
+    }
+
+    /// <summary>Source position of a frame, with HotSpot's markers for frames without a line.</summary>
+    private static string FrameLocation(ThreadFrame f) => f.Line switch
+    {
+        -3 => "Native Method",
+        -2 => f.SourceFile + ", compiled",
+        > 0 => f.SourceFile + ":" + f.Line.ToString(CultureInfo.InvariantCulture),
+        _ => f.SourceFile.Length > 0 ? f.SourceFile : "Unknown Source",
+    };
 
     private static string Due(long millis) => millis == 0 ? "" : DateTimeOffset.FromUnixTimeMilliseconds(millis).ToString("u", CultureInfo.InvariantCulture);
 
