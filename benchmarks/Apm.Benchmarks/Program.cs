@@ -18,6 +18,8 @@ internal static class Program
                 return AttachBenchmark.Run(rest);
             case "hprof":
                 return HprofBenchmark.Run(rest);
+            case "dashboard":
+                return DashboardBenchmark.Run(rest);
             default:
                 Console.Error.WriteLine("usage: Apm.Benchmarks collector|attach|hprof [args]");
                 Console.Error.WriteLine("  collector  CPU per JVM sample vs `jstat -gc`, and memory with 20 JVMs");

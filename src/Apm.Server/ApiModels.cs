@@ -48,4 +48,5 @@ public sealed record ErrorResponse(string Error);
 [JsonSerializable(typeof(HealthResponse))]
 [JsonSerializable(typeof(ErrorResponse))]
 [JsonSerializable(typeof(IReadOnlyList<AlertRecord>))]
+[JsonSerializable(typeof(IReadOnlyList<ReportSummary>))]
 public sealed partial class ApiJsonContext : JsonSerializerContext;

@@ -23,5 +23,15 @@ public sealed class AuthOptions
     /// <summary>When set, /api/* requires it in the X-Api-Key header (or "Authorization: Bearer &lt;key&gt;").</summary>
     public string? ApiKey { get; set; }
 
-    public bool Enabled => !string.IsNullOrEmpty(ApiKey);
+    /// <summary>
+    /// Dashboard users: name → password hash made by <see cref="PasswordHasher.Hash"/> (never a clear password). When any
+    /// is set, every page needs a login (cookie) and /api/* accepts that cookie or the API key.
+    /// </summary>
+    public Dictionary<string, string> Users { get; set; } = new(StringComparer.Ordinal);
+
+    /// <summary>Whether any authentication is configured (then listening beyond loopback is allowed).</summary>
+    public bool Enabled => !string.IsNullOrEmpty(ApiKey) || Users.Count > 0;
+
+    /// <summary>Whether dashboard users (cookie login) are configured.</summary>
+    public bool HasUsers => Users.Count > 0;
 }

@@ -18,6 +18,9 @@ public static class ServerExtensions
         services.AddSingleton(auth);
         services.AddSingleton(_ => new InfluxQueryClient(influx));
         services.AddSingleton<AlertQueries>();
+        // Heap-dump triage reports: served when a store directory is configured (apm up sets one under its data directory).
+        if (configuration["Apm:Reports:Directory"] is { Length: > 0 } reports) services.TryAddSingleton(_ => new Apm.Reports.ReportStore(reports));
+        services.AddSingleton<JvmQueries>();
         services.TryAddSingleton(_ => new InfluxWriter(influx));
         return services;
     }

@@ -1,0 +1,228 @@
+using System.Diagnostics;
+using System.Globalization;
+using Apm.Dashboard;
+using Apm.Dashboard.Panels;
+using Apm.Influx;
+using Apm.Server;
+using Apm.Testing;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+
+namespace Apm.Benchmarks;
+
+/// <summary>
+/// The dashboard's server time against the raw InfluxDB queries behind it, on a real influxd: the fleet page with
+/// 1,000 JVMs (30 minutes of 15-second samples each), and a JVM page showing a day of 1-second samples (downsampled
+/// by InfluxDB to the chart's 800 points). "Raw" is the same InfluxQL sent over HTTP and read to the last byte, with
+/// no parsing; the page time is a full HTTP GET of the rendered HTML. The fleet page's one-poll cache is bypassed
+/// (every request reads InfluxDB). Arguments: [--jvms N] (default 1000) [--iterations N] (default 15) [--breakdown]
+/// (also time each InfluxQL statement alone).
+/// </summary>
+public static class DashboardBenchmark
+{
+    private const string DayJvm = "bench-host:1:day";
+
+    /// <summary>Runs the benchmark and prints its figures and ratios; returns the process exit code.</summary>
+    public static int Run(string[] args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        var jvms = IntArg(args, "--jvms", 1000);
+        var iterations = IntArg(args, "--iterations", 15);
+        return RunAsync(jvms, iterations, args).GetAwaiter().GetResult();
+    }
+
+    private static async Task<int> RunAsync(int jvmCount, int iterations, string[] args)
+    {
+        await using var influx = await InfluxServer.StartAsync().ConfigureAwait(false);
+        var options = new InfluxOptions { Url = influx.Url, Database = "apm", Timeout = TimeSpan.FromMinutes(2) };
+        using var writer = new InfluxWriter(options);
+        await writer.EnsureDatabaseAsync().ConfigureAwait(false);
+
+        var fill = Stopwatch.StartNew();
+        var now = DateTimeOffset.UtcNow;
+        var points = await FillFleetAsync(writer, jvmCount, now).ConfigureAwait(false);
+        points += await FillDayAsync(writer, now).ConfigureAwait(false);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"filled {points:N0} points in {fill.Elapsed.TotalSeconds:F1} s"));
+
+        var port = FreePort.Next();
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls($"http://127.0.0.1:{port}");
+        builder.Logging.ClearProviders();
+        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Apm:Dashboard:PollInterval"] = "00:00:00.100" });
+        builder.Services.AddApmApi(builder.Configuration, options);
+        builder.Services.AddApmDashboard(builder.Configuration);
+        await using var app = builder.Build();
+        app.UseApmApi();
+        app.UseApmDashboard();
+        await app.StartAsync().ConfigureAwait(false);
+        using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromMinutes(2) };
+        using var raw = new HttpClient { Timeout = TimeSpan.FromMinutes(2) };
+
+        var fleetQueries = app.Services.GetRequiredService<FleetQueries>();
+        var charts = app.Services.GetRequiredService<ChartQueries>();
+        var api = app.Services.GetRequiredService<JvmQueries>().Options;
+        var dashboard = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<DashboardOptions>>().Value;
+
+        // Fleet: the page vs its JVM-list and column queries run concurrently, as the page runs them.
+        var fleetRaw = new[] { JvmQueries.ListQuery(api.JvmLookback), fleetQueries.BuildQuery() };
+        var fleetPage = await MeasureAsync(iterations, async () =>
+        {
+            await Task.Delay(150).ConfigureAwait(false); // outlive the 100 ms poll cache, outside the timing
+            return await TimeAsync(() => GetAsync(http, "/")).ConfigureAwait(false);
+        }).ConfigureAwait(false);
+        var fleetInflux = await MeasureAsync(iterations, () => TimeAsync(() => Task.WhenAll(fleetRaw.Select(q => QueryAsync(raw, options, q))))).ConfigureAwait(false);
+        var html = await http.GetStringAsync(new Uri("/", UriKind.Relative)).ConfigureAwait(false);
+        var rows = html.Split("data-jvm-id=").Length - 1;
+        if (rows < jvmCount) throw new InvalidOperationException($"the fleet page listed {rows} JVMs, expected {jvmCount}");
+
+        // JVM page, last 24 hours: the page vs its identity query and the panels' query (downsampled by InfluxDB); the
+        // page also reads the JVM's alerts and command line (two small queries the baseline leaves out).
+        var to = DateTimeOffset.UtcNow;
+        var from = to.AddDays(-1);
+        var step = JvmQueries.ChooseStep(from, to, dashboard.ChartPoints);
+        var jvmRaw = new[] { JvmQueries.ListQuery(api.JvmLookback, DayJvm), charts.BuildQuery(DayJvm, from, to, step) };
+        var path = "/jvm?range=24h&id=" + Uri.EscapeDataString(DayJvm);
+        var jvmPage = await MeasureAsync(iterations, () => TimeAsync(() => GetAsync(http, path))).ConfigureAwait(false);
+        var jvmInflux = await MeasureAsync(iterations, () => TimeAsync(() => Task.WhenAll(jvmRaw.Select(q => QueryAsync(raw, options, q))))).ConfigureAwait(false);
+        var jvmHtml = await http.GetStringAsync(new Uri(path, UriKind.Relative)).ConfigureAwait(false);
+
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"fleet page, {rows} JVMs: page {fleetPage:F1} ms (median of {iterations}), raw InfluxDB queries {fleetInflux:F1} ms, ratio {fleetPage / fleetInflux:F2} ({html.Length / 1024} KiB HTML)"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"JVM page, 24 h of 1 s samples (step {step?.TotalSeconds ?? 0:F0} s): page {jvmPage:F1} ms, raw InfluxDB queries {jvmInflux:F1} ms, ratio {jvmPage / jvmInflux:F2} ({jvmHtml.Length / 1024} KiB HTML)"));
+        if (args.Contains("--breakdown"))
+        {
+            // Where InfluxDB spends the raw time: each statement alone (median of 5).
+            foreach (var q in fleetRaw.Concat(jvmRaw).SelectMany(q => q.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
+            {
+                var ms = await MeasureAsync(5, () => TimeAsync(() => QueryAsync(raw, options, q))).ConfigureAwait(false);
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {ms,8:F1} ms  {(q.Length > 150 ? q[..150] + "..." : q)}"));
+            }
+        }
+
+        await app.StopAsync().ConfigureAwait(false);
+        return 0;
+    }
+
+    private static async Task<long> FillFleetAsync(InfluxWriter writer, int jvms, DateTimeOffset now)
+    {
+        long n = 0;
+        var lines = new LineProtocolBuilder(1 << 20);
+        for (var j = 0; j < jvms; j++)
+        {
+            var id = string.Create(CultureInfo.InvariantCulture, $"host-{j / 20}:{1000 + j}:1");
+            var host = string.Create(CultureInfo.InvariantCulture, $"host-{j / 20}");
+            for (var s = 0; s < 120; s++)
+            {
+                n += Sample(lines, id, host, now.AddSeconds(-15 * (120 - s)), s, (j * 7) + s);
+            }
+
+            if (lines.PointCount > 50_000)
+            {
+                await writer.WriteAsync(lines).ConfigureAwait(false);
+                lines.Clear();
+            }
+        }
+
+        await writer.WriteAsync(lines).ConfigureAwait(false);
+        return n;
+    }
+
+    private static async Task<long> FillDayAsync(InfluxWriter writer, DateTimeOffset now)
+    {
+        long n = 0;
+        var lines = new LineProtocolBuilder(1 << 20);
+        for (var s = 0; s < 86_400; s++)
+        {
+            n += Sample(lines, DayJvm, "bench-host", now.AddSeconds(-86_400 + s), s, s);
+            if (lines.PointCount > 50_000)
+            {
+                await writer.WriteAsync(lines).ConfigureAwait(false);
+                lines.Clear();
+            }
+        }
+
+        await writer.WriteAsync(lines).ConfigureAwait(false);
+        return n;
+    }
+
+    /// <summary>One sample's points, shaped like the aggregator's (see src/Apm.Aggregator/SamplePoints.cs).</summary>
+    private static int Sample(LineProtocolBuilder l, string id, string host, DateTimeOffset t, int s, int seed)
+    {
+        l.Measurement("apm.jvm.info").Tag("host", host).Tag("jvm_id", id).Field("status", "live").Field("pid", 1L).Field("main_class", "com.example.Service")
+            .Field("jvm_version", "17.0.15").Field("jvm_vendor", "Debian").Field("gc", "G1 Young Generation, G1 Old Generation").Timestamp(t);
+        var n = 1;
+        foreach (var (pool, used, max) in new[] { ("eden", (20L << 20) + (seed % 7 * 1024L), 100L << 20), ("survivor-0", 1L << 20, 10L << 20), ("old", (50L << 20) + (seed * 1024L % (50L << 20)), 400L << 20) })
+        {
+            l.Measurement("jvm.memory.used").Tag("host", host).Tag("jvm_id", id).Tag("pool", pool).Tag("type", "heap").Field("value", used).Timestamp(t);
+            l.Measurement("jvm.memory.committed").Tag("host", host).Tag("jvm_id", id).Tag("pool", pool).Tag("type", "heap").Field("value", max / 2).Timestamp(t);
+            l.Measurement("jvm.memory.limit").Tag("host", host).Tag("jvm_id", id).Tag("pool", pool).Tag("type", "heap").Field("value", max).Timestamp(t);
+            n += 3;
+        }
+
+        l.Measurement("jvm.memory.used_after_last_gc").Tag("host", host).Tag("jvm_id", id).Tag("pool", "old").Tag("type", "heap").Field("value", 45L << 20).Timestamp(t);
+        l.Measurement("jvm.gc.collections").Tag("collector", "G1 Young Generation").Tag("host", host).Tag("jvm_id", id).Field("value", (long)s / 10).Timestamp(t);
+        l.Measurement("jvm.gc.time").Tag("collector", "G1 Young Generation").Tag("host", host).Tag("jvm_id", id).Field("value", s * 0.0005).Timestamp(t);
+        l.Measurement("jvm.gc.overhead").Tag("host", host).Tag("jvm_id", id).Field("value", 0.0005).Timestamp(t);
+        l.Measurement("jvm.thread.count").Tag("host", host).Tag("jvm_id", id).Field("value", 40L).Timestamp(t);
+        l.Measurement("jvm.thread.daemon.count").Tag("host", host).Tag("jvm_id", id).Field("value", 30L).Timestamp(t);
+        l.Measurement("jvm.safepoint.count").Tag("host", host).Tag("jvm_id", id).Field("value", (long)s).Timestamp(t);
+        l.Measurement("jvm.safepoint.time").Tag("host", host).Tag("jvm_id", id).Field("value", s * 0.0001).Timestamp(t);
+        n += 8;
+        if (s % 15 == 0)
+        {
+            l.Measurement("jvm.finalizer.pending").Tag("host", host).Tag("jvm_id", id).Field("value", (long)(seed % 50)).Timestamp(t);
+            n++;
+        }
+
+        if (s % 600 == 0)
+        {
+            l.Measurement("jvm.finalizer.registered").Tag("host", host).Tag("jvm_id", id).Field("value", 1000L + s).Timestamp(t);
+            n++;
+        }
+
+        return n;
+    }
+
+    private static async Task GetAsync(HttpClient http, string path)
+    {
+        using var r = await http.GetAsync(new Uri(path, UriKind.Relative)).ConfigureAwait(false);
+        r.EnsureSuccessStatusCode();
+        await r.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>The query over InfluxDB's v1 HTTP API, read to the end: what any client must at least pay.</summary>
+    private static async Task QueryAsync(HttpClient raw, InfluxOptions options, string query)
+    {
+        using var content = new FormUrlEncodedContent([new("q", query), new("db", options.Database), new("epoch", "ns")]);
+        using var r = await raw.PostAsync(new Uri(options.Url!, "/query"), content).ConfigureAwait(false);
+        r.EnsureSuccessStatusCode();
+        await r.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
+    }
+
+    private static async Task<double> TimeAsync(Func<Task> action)
+    {
+        var sw = Stopwatch.StartNew();
+        await action().ConfigureAwait(false);
+        return sw.Elapsed.TotalMilliseconds;
+    }
+
+    /// <summary>Median of <paramref name="iterations"/> runs after two warm-up runs.</summary>
+    private static async Task<double> MeasureAsync(int iterations, Func<Task<double>> run)
+    {
+        for (var i = 0; i < 2; i++) await run().ConfigureAwait(false);
+        var times = new List<double>(iterations);
+        for (var i = 0; i < iterations; i++) times.Add(await run().ConfigureAwait(false));
+        times.Sort();
+        return times[times.Count / 2];
+    }
+
+    private static int IntArg(string[] args, string name, int fallback)
+    {
+        var i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], NumberStyles.None, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : fallback;
+    }
+}

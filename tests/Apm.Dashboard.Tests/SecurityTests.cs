@@ -1,0 +1,122 @@
+using System.Net;
+using System.Text.RegularExpressions;
+using Apm.Server;
+using Apm.Testing;
+
+namespace Apm.Dashboard.Tests;
+
+/// <summary>Users with hashed passwords, cookie login with antiforgery, and who may reach what.</summary>
+public sealed partial class SecurityTests
+{
+    [Fact]
+    public async Task With_users_configured_every_page_needs_a_login_that_checks_antiforgery_and_the_password()
+    {
+        await using var influx = await InfluxServer.StartAsync();
+        using (var writer = new Apm.Influx.InfluxWriter(influx.Options("apm"))) await writer.EnsureDatabaseAsync();
+        await using var host = await DashboardHost.StartAsync(influx.Options("apm"), new Dictionary<string, string?>
+        {
+            ["Apm:Auth:Users:alice"] = PasswordHasher.Hash("correct horse"),
+        });
+        var client = host.Client;
+
+        // Pages redirect to the login page; the JSON API and the event stream answer 401; assets stay reachable.
+        using (var page = await client.GetAsync(new Uri("alerts?state=all", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.Redirect, page.StatusCode);
+            Assert.Equal("/login?returnUrl=%2Falerts%3Fstate%3Dall", page.Headers.Location!.OriginalString);
+        }
+
+        using (var api = await client.GetAsync(new Uri("api/jvms", UriKind.Relative))) Assert.Equal(HttpStatusCode.Unauthorized, api.StatusCode);
+        using (var sse = await client.GetAsync(new Uri("dashboard/events", UriKind.Relative))) Assert.Equal(HttpStatusCode.Unauthorized, sse.StatusCode);
+        using (var css = await client.GetAsync(new Uri("_apm/app.css", UriKind.Relative))) Assert.Equal(HttpStatusCode.OK, css.StatusCode);
+
+        // A login post without the form's antiforgery token is refused.
+        using (var forged = await client.PostAsync(new Uri("account/login", UriKind.Relative), Form(("username", "alice"), ("password", "correct horse"), ("returnUrl", "/"))))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, forged.StatusCode);
+        }
+
+        // The real form: a wrong password goes back to the form; the right one signs in and returns where asked.
+        var token = await FormTokenAsync(client);
+        using (var wrong = await client.PostAsync(new Uri("account/login", UriKind.Relative), Form(("__RequestVerificationToken", token), ("username", "alice"), ("password", "wrong"), ("returnUrl", "/alerts"))))
+        {
+            Assert.Equal(HttpStatusCode.Redirect, wrong.StatusCode);
+            Assert.StartsWith("/login?failed=1", wrong.Headers.Location!.OriginalString, StringComparison.Ordinal);
+        }
+
+        // An absolute or protocol-relative return address is not followed (no open redirect).
+        using (var ok = await client.PostAsync(new Uri("account/login", UriKind.Relative), Form(("__RequestVerificationToken", token), ("username", "alice"), ("password", "correct horse"), ("returnUrl", "//evil.example/"))))
+        {
+            Assert.Equal(HttpStatusCode.Redirect, ok.StatusCode);
+            Assert.Equal("/", ok.Headers.Location!.OriginalString);
+        }
+
+        using (var page = await client.GetAsync(new Uri("alerts", UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+            Assert.Contains("Sign out", await page.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        using (var api = await client.GetAsync(new Uri("api/jvms", UriKind.Relative))) Assert.Equal(HttpStatusCode.OK, api.StatusCode);
+
+        // Signing out needs the token too, and ends the session.
+        var logoutToken = await FormTokenAsync(client, "alerts");
+        using (var bye = await client.PostAsync(new Uri("account/logout", UriKind.Relative), Form(("__RequestVerificationToken", logoutToken)))) Assert.Equal(HttpStatusCode.Redirect, bye.StatusCode);
+        using (var after = await client.GetAsync(new Uri("alerts", UriKind.Relative))) Assert.Equal(HttpStatusCode.Redirect, after.StatusCode);
+    }
+
+    [Fact]
+    public void Password_hashes_are_salted_and_verify_only_the_right_password()
+    {
+        var a = PasswordHasher.Hash("s3cret");
+        var b = PasswordHasher.Hash("s3cret");
+        Assert.NotEqual(a, b);
+        Assert.StartsWith("pbkdf2-sha256$100000$", a, StringComparison.Ordinal);
+        Assert.True(PasswordHasher.Verify("s3cret", a));
+        Assert.False(PasswordHasher.Verify("s3cret ", a));
+        // The one-line Python recipe of docs/dashboard.md (hashlib.pbkdf2_hmac, salt bytes 0..15) gives a hash that verifies.
+        Assert.True(PasswordHasher.Verify("s3cret", "pbkdf2-sha256$100000$AAECAwQFBgcICQoLDA0ODw==$6U2EW/k6Sy/5ligOTXKecYKNVjLiM5/y5czwAJT1x6E="));
+        foreach (var broken in new[] { "", "s3cret", "pbkdf2-sha256$1$AAAA$AAAA", "pbkdf2-sha256$100000$%%%$AAAA", "md5$1$2$3" })
+        {
+            Assert.False(PasswordHasher.Verify("s3cret", broken));
+        }
+    }
+
+    [Fact]
+    public void Listening_beyond_loopback_is_allowed_only_with_users_or_an_api_key()
+    {
+        string[] urls = ["http://0.0.0.0:5080"];
+        Assert.Equal("http://0.0.0.0:5080", ServerExtensions.FindUnsafeAddress(urls, new AuthOptions()));
+        Assert.Null(ServerExtensions.FindUnsafeAddress(urls, new AuthOptions { Users = { ["alice"] = PasswordHasher.Hash("x") } }));
+        Assert.Null(ServerExtensions.FindUnsafeAddress(urls, new AuthOptions { ApiKey = "k" }));
+        Assert.Null(ServerExtensions.FindUnsafeAddress(["http://127.0.0.1:5080"], new AuthOptions()));
+    }
+
+    [Fact]
+    public void With_only_an_api_key_the_pages_answer_loopback_clients_and_the_api_everyone()
+    {
+        var keyOnly = new AuthOptions { ApiKey = "k" };
+        var remote = System.Net.IPAddress.Parse("192.0.2.10");
+        Assert.False(DashboardExtensions.IsDashboardReachable("/", remote, keyOnly));
+        Assert.False(DashboardExtensions.IsDashboardReachable("/dashboard/events", remote, keyOnly));
+        Assert.True(DashboardExtensions.IsDashboardReachable("/api/jvms", remote, keyOnly));
+        Assert.True(DashboardExtensions.IsDashboardReachable("/healthz", remote, keyOnly));
+        Assert.True(DashboardExtensions.IsDashboardReachable("/", System.Net.IPAddress.Loopback, keyOnly));
+        Assert.True(DashboardExtensions.IsDashboardReachable("/", System.Net.IPAddress.Parse("::ffff:127.0.0.1"), keyOnly));
+        Assert.True(DashboardExtensions.IsDashboardReachable("/", remote, new AuthOptions { ApiKey = "k", Users = { ["a"] = "h" } }));
+    }
+
+    private static async Task<string> FormTokenAsync(HttpClient client, string path = "login")
+    {
+        var html = await client.GetStringAsync(new Uri(path, UriKind.Relative));
+        var m = TokenPattern().Match(html);
+        Assert.True(m.Success, "no antiforgery token in the form of " + path);
+        return WebUtility.HtmlDecode(m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value);
+    }
+
+    private static FormUrlEncodedContent Form(params (string Key, string Value)[] fields) =>
+        new(fields.Select(f => new KeyValuePair<string, string>(f.Key, f.Value)));
+
+    [GeneratedRegex("name=\"__RequestVerificationToken\" type=\"hidden\" value=\"([^\"]+)\"|type=\"hidden\" name=\"__RequestVerificationToken\" value=\"([^\"]+)\"")]
+    private static partial Regex TokenPattern();
+}
