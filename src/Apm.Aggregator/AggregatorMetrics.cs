@@ -16,6 +16,9 @@ public sealed class AggregatorMetrics
     private long _ruleEvaluations;
     private long _ruleFailures;
     private long _alertMailQueueFailures;
+    private long _heapDumpsRequested;
+    private long _reportsStored;
+    private long _reportsRejected;
 
     public long MessagesConsumed => Interlocked.Read(ref _consumed);
 
@@ -53,6 +56,15 @@ public sealed class AggregatorMetrics
     /// <summary>Alert e-mails that could not be written to the outbox (disk full, ...): the alert is stored, the mail is lost.</summary>
     public long AlertMailQueueFailures => Interlocked.Read(ref _alertMailQueueFailures);
 
+    /// <summary>Heap-dump commands sent to collectors because a rule fired.</summary>
+    public long HeapDumpsRequested => Interlocked.Read(ref _heapDumpsRequested);
+
+    /// <summary>Triage reports received whole and stored.</summary>
+    public long ReportsStored => Interlocked.Read(ref _reportsStored);
+
+    /// <summary>Report chunks or reports that could not be used (corrupt, incomplete, too large).</summary>
+    public long ReportsRejected => Interlocked.Read(ref _reportsRejected);
+
     /// <summary>Partitions this instance owns now.</summary>
     public int AssignedPartitions { get; internal set; }
 
@@ -84,6 +96,12 @@ public sealed class AggregatorMetrics
         Interlocked.Exchange(ref _ruleEvaluations, evaluations);
         Interlocked.Exchange(ref _ruleFailures, failures);
     }
+
+    internal void HeapDumpRequested() => Interlocked.Increment(ref _heapDumpsRequested);
+
+    internal void ReportStored() => Interlocked.Increment(ref _reportsStored);
+
+    internal void ReportRejected() => Interlocked.Increment(ref _reportsRejected);
 
     internal void AlertMailQueueFailed() => Interlocked.Increment(ref _alertMailQueueFailures);
 }

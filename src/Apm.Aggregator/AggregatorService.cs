@@ -1,4 +1,5 @@
 using Apm.Aggregator.Alerting;
+using Apm.Aggregator.Reports;
 using Apm.Influx;
 using Apm.Kafka;
 using Microsoft.Extensions.Hosting;
@@ -18,7 +19,8 @@ public sealed partial class AggregatorService(
     AggregatorMetrics metrics,
     ILogger<AggregatorService> logger,
     AlertSink? alerts = null,
-    InfluxQueryClient? query = null) : BackgroundService
+    InfluxQueryClient? query = null,
+    ReportSink? reports = null) : BackgroundService
 {
     /// <summary>How far back firing alerts are restored from InfluxDB at start.</summary>
     public static readonly TimeSpan RestoreLookback = TimeSpan.FromDays(7);
@@ -47,7 +49,36 @@ public sealed partial class AggregatorService(
             Name = "apm-aggregator",
         };
         thread.Start();
+        var reportsDone = reports is null ? Task.CompletedTask : StartReportConsumer(reports, stoppingToken);
         await done.Task.ConfigureAwait(false);
+        await reportsDone.ConfigureAwait(false);
+    }
+
+    /// <summary>The report consumer on its own thread (Consume blocks), beside the sample consumer.</summary>
+    private Task StartReportConsumer(ReportSink sink, CancellationToken ct)
+    {
+        var done = new TaskCompletionSource();
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                using var consumer = new ReportConsumer(kafka.Value, options.Value.GroupId + "-reports", sink, metrics, logger, writer.WriteAsync);
+                consumer.Run(ct);
+                done.TrySetResult();
+            }
+#pragma warning disable CA1031 // Reported to the host through the task.
+            catch (Exception ex)
+#pragma warning restore CA1031
+            {
+                done.TrySetException(ex);
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "apm-reports",
+        };
+        thread.Start();
+        return done.Task;
     }
 
     private async Task RestoreAlertsAsync(AlertSink sink, InfluxQueryClient influx, CancellationToken ct)

@@ -210,6 +210,11 @@ public sealed partial class SampleConsumer : IDisposable
                 Value = AlertOutputs.ToTransition(e, identity).ToByteArray(),
                 Headers = headers,
             });
+            if (e.State == AlertState.Firing && _alerts.HeapDumpRules.Contains(e.Rule) && !string.IsNullOrEmpty(identity.Host))
+            {
+                RequestHeapDump(e, identity);
+            }
+
             if (_alerts.Mail is { } mail && AlertOutputs.ToNotification(e, identity) is { } notification)
             {
                 try
@@ -223,6 +228,27 @@ public sealed partial class SampleConsumer : IDisposable
                 }
             }
         }
+    }
+
+    /// <summary>Asks the JVM's collector for a heap dump and its triage (the report comes back on the reports topic).</summary>
+    private void RequestHeapDump(AlertEvent e, JvmIdentity jvm)
+    {
+        var now = DateTimeOffset.UtcNow;
+        var command = new CollectorCommand
+        {
+            CommandId = Guid.NewGuid().ToString("N"),
+            TargetHost = jvm.Host,
+            JvmId = e.JvmId,
+            IssuedUnixMs = now.ToUnixTimeMilliseconds(),
+            ExpiresUnixMs = (now + _alerts!.HeapDumpExpiry).ToUnixTimeMilliseconds(),
+            Trigger = "rule:" + e.Rule,
+            AlertId = e.Id,
+            RequestedBy = "aggregator",
+            HeapDump = new HeapDumpRequest(),
+        };
+        _metrics.HeapDumpRequested();
+        LogDumpRequested(_logger, e.JvmId, e.Rule, command.CommandId);
+        _producer.Produce(ApmTopics.Commands, new Message<string, byte[]> { Key = jvm.Host, Value = command.ToByteArray() });
     }
 
     private void DeadLetter(ConsumeResult<string, byte[]> result, string reason)
@@ -286,6 +312,9 @@ public sealed partial class SampleConsumer : IDisposable
         _batch.Clear();
         _batchPoints = 0;
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Asked the collector of {JvmId} for a heap dump ({Rule} fired): command {CommandId}")]
+    private static partial void LogDumpRequested(ILogger logger, string jvmId, string rule, string commandId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Alert {State}: {Rule} on {JvmId}: {Summary}")]
     private static partial void LogAlert(ILogger logger, string state, string rule, string jvmId, string summary);

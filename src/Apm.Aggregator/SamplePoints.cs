@@ -44,8 +44,25 @@ public static class SamplePoints
             CollectorMessage.BodyOneofCase.Finalizer => AppendFinalizer(lines, message.Finalizer),
             CollectorMessage.BodyOneofCase.Histogram => AppendHistogram(lines, message.Histogram),
             CollectorMessage.BodyOneofCase.AttachStatus => AppendAttachStatus(lines, message.AttachStatus),
+            CollectorMessage.BodyOneofCase.CommandResult => AppendCommandResult(lines, message.CommandResult),
             _ => throw new InvalidDataException("message has no body"),
         };
+    }
+
+    /// <summary>Measurement of collector command progress: one point per result (tags command_id, jvm_id, host).</summary>
+    public const string CommandMeasurement = "apm.command";
+
+    private static int AppendCommandResult(LineProtocolBuilder lines, CommandResult r)
+    {
+        lines.Measurement(CommandMeasurement).Tag("command_id", r.CommandId).Tag("host", r.Jvm.Host).Tag("jvm_id", r.Jvm.JvmId)
+            .Field("state", r.State.ToString().ToLowerInvariant())
+            .Field("reason", r.Reason)
+            .Field("failure", r.Failure)
+            .Field("report_id", r.ReportId)
+            .Field("trigger", r.Trigger)
+            .Field("alert_id", r.AlertId)
+            .Timestamp(r.TimeUnixNanos);
+        return 1;
     }
 
     /// <summary>The JVM a (validated) message is about.</summary>
@@ -59,6 +76,7 @@ public static class SamplePoints
             CollectorMessage.BodyOneofCase.Finalizer => message.Finalizer.Jvm,
             CollectorMessage.BodyOneofCase.Histogram => message.Histogram.Jvm,
             CollectorMessage.BodyOneofCase.AttachStatus => message.AttachStatus.Jvm,
+            CollectorMessage.BodyOneofCase.CommandResult => message.CommandResult.Jvm,
             _ => throw new InvalidDataException("message has no body"),
         };
     }
@@ -74,6 +92,7 @@ public static class SamplePoints
             CollectorMessage.BodyOneofCase.Finalizer => (message.Finalizer.Jvm, message.Finalizer.TimeUnixNanos),
             CollectorMessage.BodyOneofCase.Histogram => (message.Histogram.Jvm, message.Histogram.TimeUnixNanos),
             CollectorMessage.BodyOneofCase.AttachStatus => (message.AttachStatus.Jvm, message.AttachStatus.TimeUnixNanos),
+            CollectorMessage.BodyOneofCase.CommandResult => (message.CommandResult.Jvm, message.CommandResult.TimeUnixNanos),
             _ => (null, 0L),
         };
         if (message.BodyCase == CollectorMessage.BodyOneofCase.None) return "message has no body";
@@ -81,6 +100,8 @@ public static class SamplePoints
         if (time <= 0) return "message has no time";
         if (message.BodyCase == CollectorMessage.BodyOneofCase.Finalizer && message.Finalizer.Classes.Any(c => string.IsNullOrEmpty(c.ClassName)))
             return "finalizer sample has a class without a name";
+        if (message.BodyCase == CollectorMessage.BodyOneofCase.CommandResult && string.IsNullOrEmpty(message.CommandResult.CommandId))
+            return "command result has no command id";
         if (message.BodyCase == CollectorMessage.BodyOneofCase.Histogram && message.Histogram.Rows.Any(r => string.IsNullOrEmpty(r.ClassName)))
             return "histogram sample has a row without a class name";
         return null;

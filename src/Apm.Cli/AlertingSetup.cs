@@ -1,8 +1,11 @@
 using Apm.Aggregator.Alerting;
+using Apm.Aggregator.Reports;
+using Apm.Reports;
 using Apm.Alerts.Mail;
 using Apm.Alerts.Rules;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 
 namespace Apm.Cli;
@@ -31,12 +34,15 @@ internal static class AlertingSetup
             Bind<GcOverheadOptions>(config, RuleIds.GcOverhead),
             options.DisabledRules());
         var engine = new RuleEngine(rules, options);
+        var reportStore = new ReportStore(config["Apm:Reports:Directory"]!, config.GetSection("Apm:Reports").Get<ReportStoreOptions>() ?? new ReportStoreOptions());
+        services.TryAddSingleton(reportStore);
 
         var smtp = ReadSmtp(config, dashboardUrl);
         if (smtp is null)
         {
             bootLogger.LogInformation("Alert e-mail is off (set Apm__Smtp__Host, Apm__Smtp__From and Apm__Alerts__To to send it)");
-            services.AddSingleton(new AlertSink(engine));
+            services.AddSingleton(new AlertSink(engine) { HeapDumpRules = options.HeapDumpRuleSet(), HeapDumpExpiry = options.HeapDumpExpiry });
+            services.AddSingleton(new ReportSink(reportStore));
             return;
         }
 
@@ -51,8 +57,9 @@ internal static class AlertingSetup
         services.AddSingleton(sp =>
         {
             var delivery = sp.GetRequiredService<MailDeliveryService>();
-            return new AlertSink(engine, delivery.Queue);
+            return new AlertSink(engine, delivery.Queue) { HeapDumpRules = options.HeapDumpRuleSet(), HeapDumpExpiry = options.HeapDumpExpiry };
         });
+        services.AddSingleton(sp => new ReportSink(reportStore, sp.GetRequiredService<MailDeliveryService>().Queue));
         bootLogger.LogInformation("Alert e-mail to {To} through {Host}:{Port}; outbox {Dir}", string.Join(", ", smtp.To), smtp.Host, smtp.Port, outbox.Directory);
     }
 

@@ -1,5 +1,6 @@
 using Apm.Aggregator;
 using Apm.Collector;
+using Apm.Dashboard;
 using Apm.Influx;
 using Apm.Kafka;
 using Apm.Server;
@@ -51,11 +52,13 @@ internal static class ApmHost
         var auth = config.GetSection(AuthOptions.Section).Get<AuthOptions>() ?? new AuthOptions();
         if (ServerExtensions.FindUnsafeAddress(urls.Split(';', StringSplitOptions.RemoveEmptyEntries), auth) is { } unsafeUrl)
         {
-            await Console.Error.WriteLineAsync($"apm: refusing to listen on {unsafeUrl} without authentication. Set Apm__Auth__ApiKey, or listen on 127.0.0.1.").ConfigureAwait(false);
+            await Console.Error.WriteLineAsync($"apm: refusing to listen on {unsafeUrl} without authentication. Set Apm__Auth__Users__<name> (a password hash, see docs/dashboard.md) or Apm__Auth__ApiKey, or listen on 127.0.0.1.").ConfigureAwait(false);
             return 3;
         }
 
         var stateDir = Path.GetFullPath(config["Apm:DataDirectory"] ?? ".apm");
+        // Triage reports live under the data directory unless configured (the aggregator writes, the API reads).
+        if (string.IsNullOrEmpty(config["Apm:Reports:Directory"])) config["Apm:Reports:Directory"] = Path.Combine(stateDir, "reports");
         var disposables = new List<IAsyncDisposable>();
         try
         {
@@ -111,6 +114,7 @@ internal static class ApmHost
                 builder.Services.AddSingleton(influx);
                 builder.Services.AddSingleton(sp => new InfluxWriter(influx, logger: sp.GetRequiredService<ILogger<InfluxWriter>>()));
                 builder.Services.AddApmApi(config, influx);
+                if (roles.HasFlag(ApmRoles.Api)) builder.Services.AddApmDashboard(config);
             }
 
             builder.Services.AddSingleton<CollectorMetrics>();
@@ -132,6 +136,7 @@ internal static class ApmHost
 
             var app = builder.Build();
             if (roles.HasFlag(ApmRoles.Api) || roles.HasFlag(ApmRoles.Aggregator)) app.UseApmApi();
+            if (roles.HasFlag(ApmRoles.Api)) app.UseApmDashboard();
             else
             {
                 app.MapGet("/healthz", (IEnumerable<ICounterSource> sources) => Results.Json(
@@ -143,7 +148,7 @@ internal static class ApmHost
             if (roles.HasFlag(ApmRoles.Api))
             {
                 app.Lifetime.ApplicationStarted.Register(() =>
-                    bootLogger.LogInformation("Apm is up: {Urls}/api/jvms  (Ctrl-C stops everything)", string.Join(", ", app.Urls)));
+                    bootLogger.LogInformation("Apm is up: dashboard {Urls}/  JSON API {Urls}/api/jvms  (Ctrl-C stops everything)", string.Join(", ", app.Urls), string.Join(", ", app.Urls)));
             }
 
             await app.RunAsync().ConfigureAwait(false);

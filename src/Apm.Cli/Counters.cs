@@ -43,5 +43,8 @@ internal sealed class AggregatorCounterSource(AggregatorMetrics m) : ICounterSou
         new("aggregator.rule_evaluations", m.RuleEvaluations),
         new("aggregator.rule_failures", m.RuleFailures),
         new("aggregator.alert_mail_queue_failures", m.AlertMailQueueFailures),
+        new("aggregator.heap_dumps_requested", m.HeapDumpsRequested),
+        new("aggregator.reports_stored", m.ReportsStored),
+        new("aggregator.reports_rejected", m.ReportsRejected),
     ];
 }

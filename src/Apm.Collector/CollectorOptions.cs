@@ -53,6 +53,9 @@ public sealed class CollectorOptions
     /// <summary>Attach requests in flight at once across all JVMs (each costs a socket and a safepoint in its JVM).</summary>
     public int AttachConcurrency { get; set; } = 4;
 
+    /// <summary>Heap-dump commands (<c>Apm:Collector:HeapDump:*</c>).</summary>
+    public Commands.HeapDumpOptions HeapDump { get; set; } = new();
+
     public TimeSpan EffectiveSampleInterval => SampleInterval < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : SampleInterval;
 
     public string EffectiveHostName => string.IsNullOrWhiteSpace(HostName) ? Environment.MachineName : HostName;

@@ -26,6 +26,7 @@ public sealed partial class CollectorPublisher : IDisposable
     private static readonly byte[] FinalizerType = "finalizer"u8.ToArray();
     private static readonly byte[] HistogramType = "histogram"u8.ToArray();
     private static readonly byte[] AttachStatusType = "attach-status"u8.ToArray();
+    private static readonly byte[] CommandResultType = "command-result"u8.ToArray();
 
     private readonly IProducer<string, byte[]> _producer;
     private readonly CollectorMetrics _metrics;
@@ -60,6 +61,7 @@ public sealed partial class CollectorPublisher : IDisposable
             CollectorMessage.BodyOneofCase.Finalizer => (message.Finalizer.Jvm, FinalizerType),
             CollectorMessage.BodyOneofCase.Histogram => (message.Histogram.Jvm, HistogramType),
             CollectorMessage.BodyOneofCase.AttachStatus => (message.AttachStatus.Jvm, AttachStatusType),
+            CollectorMessage.BodyOneofCase.CommandResult => (message.CommandResult.Jvm, CommandResultType),
             _ => throw new ArgumentException("message has no body", nameof(message)),
         };
         var key = jvm?.JvmId ?? throw new ArgumentException("message has no JVM identity", nameof(message));

@@ -1,4 +1,8 @@
+using Apm.Collector.Commands;
 using Apm.Kafka;
+using Apm.Protocol.V1;
+using Confluent.Kafka;
+using Google.Protobuf;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -23,6 +27,14 @@ public sealed partial class CollectorService : BackgroundService
 
     public CollectorMetrics Metrics { get; }
 
+    /// <summary>The heap-dump handler once running (null when commands are off); its outcomes feed /healthz.</summary>
+    public HeapDumpHandler? HeapDumps { get; private set; }
+
+    /// <summary>True once the command listener has its partitions (commands sent earlier are not seen).</summary>
+    public bool CommandsReady => _commands?.Assigned == true;
+
+    private CommandListener? _commands;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         // Reads are synchronous memory copies; run the loop off the request threads.
@@ -36,6 +48,8 @@ public sealed partial class CollectorService : BackgroundService
         // The attach loop runs beside the counter loop: a slow or stuck JVM there never delays counter samples.
         using var attachStop = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var attachLoop = attach.Enabled ? RunAttachLoopAsync(attach, attachStop.Token) : Task.CompletedTask;
+        using var reports = new ProducerBuilder<string, byte[]>(_kafka.CreateProducerConfig()).Build();
+        var commandLoop = _options.HeapDump.Enabled ? StartCommandLoop(publisher, reports, attachStop.Token) : Task.CompletedTask;
         try
         {
             using var timer = new PeriodicTimer(interval);
@@ -65,7 +79,37 @@ public sealed partial class CollectorService : BackgroundService
             await attachStop.CancelAsync().ConfigureAwait(false);
             await attachLoop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             await attach.DrainAsync().ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            await commandLoop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            reports.Flush(TimeSpan.FromSeconds(10));
         }
+    }
+
+    /// <summary>The command listener on its own thread (Consume blocks); heap dumps run on their own tasks.</summary>
+    private Task StartCommandLoop(CollectorPublisher publisher, IProducer<string, byte[]> reports, CancellationToken ct)
+    {
+        HeapDumps = new HeapDumpHandler(_options.HeapDump, _logger, m => publisher.Publish(m),
+            chunk => reports.Produce(ApmTopics.Reports, new Message<string, byte[]> { Key = chunk.ReportId, Value = chunk.ToByteArray() }));
+        _commands = new CommandListener(_kafka, _options.EffectiveHostName, HeapDumps,
+            id => Volatile.Read(ref _watched).FirstOrDefault(j => j.JvmId == id), _logger);
+        var done = new TaskCompletionSource();
+        var thread = new Thread(() =>
+        {
+            try
+            {
+                _commands.Run(ct);
+            }
+            finally
+            {
+                _commands.Dispose();
+                done.TrySetResult();
+            }
+        })
+        {
+            IsBackground = true,
+            Name = "apm-commands",
+        };
+        thread.Start();
+        return done.Task;
     }
 
     private async Task RunAttachLoopAsync(AttachSampler attach, CancellationToken ct)

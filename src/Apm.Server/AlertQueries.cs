@@ -17,6 +17,7 @@ namespace Apm.Server;
 /// <param name="Evidence">The numbers behind the verdict, by stable key (untrusted text).</param>
 /// <param name="Host">The JVM's host.</param>
 /// <param name="MainClass">The JVM's main class (untrusted).</param>
+/// <param name="ReportId">The heap-dump triage report this alert asked for, once it is stored (see /api/reports).</param>
 public sealed record AlertRecord(
     string Id,
     string JvmId,
@@ -28,7 +29,8 @@ public sealed record AlertRecord(
     string Summary,
     IReadOnlyDictionary<string, string> Evidence,
     string Host = "",
-    string MainClass = "");
+    string MainClass = "",
+    string? ReportId = null);
 
 /// <summary>
 /// Reads alerts from InfluxDB (<see cref="AlertSchema"/>): the latest point of every alert series within the lookback.
@@ -54,14 +56,26 @@ public sealed class AlertQueries(InfluxQueryClient influx)
         if (!string.IsNullOrEmpty(jvmId)) where += $" AND {InfluxQl.QuoteIdentifier(AlertSchema.JvmIdTag)} = {InfluxQl.QuoteString(jvmId)}";
         var query = $"SELECT * FROM {InfluxQl.QuoteIdentifier(AlertSchema.Measurement)} WHERE {where} " +
                     $"GROUP BY {InfluxQl.QuoteIdentifier(AlertSchema.AlertIdTag)} ORDER BY time DESC LIMIT 1";
+        // The reports the alerts asked for (apm.report, written by the aggregator when a report is stored).
+        query += $"; SELECT * FROM \"apm.report\" WHERE {where} GROUP BY {InfluxQl.QuoteIdentifier(AlertSchema.AlertIdTag)} ORDER BY time DESC LIMIT 1";
         var result = await influx.QueryAsync(query, ct).ConfigureAwait(false);
+        var reports = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (result.Results.Count > 1)
+        {
+            foreach (var s in result.Results[1].Series)
+            {
+                if (s.Tags.GetValueOrDefault(AlertSchema.AlertIdTag) is { Length: > 0 } alertId && s.GetString(0, "report_id") is { Length: > 0 } report)
+                    reports[alertId] = report;
+            }
+        }
+
         var list = new List<(long Time, AlertRecord Alert)>();
-        foreach (var s in result.Series)
+        foreach (var s in result.Results.Count > 0 ? result.Results[0].Series : [])
         {
             if (s.Values.Count == 0) continue;
             var alert = Read(s);
             if (alert is null || (state != "all" && alert.State != state)) continue;
-            list.Add((s.GetTime(0) ?? 0, alert));
+            list.Add((s.GetTime(0) ?? 0, reports.TryGetValue(alert.Id, out var r) ? alert with { ReportId = r } : alert));
         }
 
         list.Sort((a, b) => b.Time != a.Time ? b.Time.CompareTo(a.Time) : string.CompareOrdinal(a.Alert.Id, b.Alert.Id));

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json;
 using Apm.Collector;
+using Apm.Collector.Commands;
 using Apm.Kafka;
 using Apm.Protocol.V1;
 using Apm.Testing;
@@ -30,8 +31,10 @@ public sealed class AlertMailTests(ITestOutputHelper output)
         using var smtp = await SmtpServer.StartNewAsync();
         smtp.Stop(); // the mail server is down when the alerts fire: they must wait in the outbox, not be lost
         var outbox = Directory.CreateTempSubdirectory("apm-outbox-");
+        var reports = Directory.CreateTempSubdirectory("apm-reports-");
+        var dumps = Directory.CreateTempSubdirectory("apm-dumps-");
         var apiPort = FreePort.Next();
-        using var aggregator = StartAggregatorProcess(pipeline, smtp.Port, apiPort, outbox.FullName);
+        using var aggregator = StartAggregatorProcess(pipeline, smtp.Port, apiPort, outbox.FullName, reports.FullName);
         using var api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") };
 
         // The three patterns of the issue, side by side on one host.
@@ -48,6 +51,7 @@ public sealed class AlertMailTests(ITestOutputHelper output)
                 FinalizerInterval = TimeSpan.FromSeconds(1),
                 HistogramInterval = TimeSpan.FromSeconds(3),
                 HostName = "e2e-alerts",
+                HeapDump = new HeapDumpOptions { Directory = dumps.FullName, TriageMemoryLimitBytes = 1L << 30, MinFreeBytes = 64L << 20 },
             }),
             Options.Create(pipeline.KafkaOptions), metrics, NullLogger<CollectorService>.Instance);
         await collector.StartAsync(CancellationToken.None);
@@ -137,6 +141,52 @@ public sealed class AlertMailTests(ITestOutputHelper output)
             Assert.Contains(transitions, t => t.AlertId == backlogId && t.State == "resolved" && t.ResolvedUnixMs > 0);
             Assert.Contains(transitions, t => t.Rule == "TimerRetainedFinalizable" && t.Jvm.JvmId == leakId && t.Evidence["timerTaskClass"] == TaskClass);
 
+            // The loop closed: the timer alert asked the collector for a heap dump, the collector triaged it, the report came
+            // back over Kafka, the aggregator stored it, the API lists it and links the alert to it, and a follow-up mail
+            // names the statement and task classes.
+            ReceivedMail? reportMail = null;
+            Assert.True(await Pipeline.EventuallyAsync(() =>
+            {
+                reportMail = smtp.Messages.FirstOrDefault(m => m.Subject.Contains("Report ready", StringComparison.Ordinal));
+                return Task.FromResult(reportMail != null);
+            }, TimeSpan.FromSeconds(120)), $"no report-ready mail; mails: [{string.Join(" | ", smtp.Messages.Select(m => m.Subject))}]\n" +
+                $"dump outcomes: {string.Join(", ", collector.HeapDumps?.Outcomes.Select(o => o.Key + "=" + o.Value) ?? [])}; commands ready: {collector.CommandsReady}\n" +
+                $"command results: {string.Join(" | ", (await pipeline.Query.QueryAsync("SELECT * FROM \"apm.command\"")).Series.SelectMany(x => x.Values).Select(v => string.Join(",", v.Select(c => c.ToString()))))}\n" +
+                $"commands on the topic: {string.Join(" | ", ReadTopic(pipeline.KafkaOptions, ApmTopics.Commands).Select(v => CollectorCommand.Parser.ParseFrom(v).ToString()))}\n" +
+                $"aggregator:\n{aggregator.Output}");
+            var reportText = reportMail!.Part("text/plain")!;
+            Assert.Contains(StatementClass, reportText, StringComparison.Ordinal);
+            Assert.Contains(TaskClass, reportText, StringComparison.Ordinal);
+            Assert.Contains(timerAlert.GetProperty("id").GetString()!, reportText, StringComparison.Ordinal);
+            var reportList = await api.GetFromJsonAsync<JsonElement>("/api/reports");
+            var report = Assert.Single(reportList.EnumerateArray());
+            var reportId = report.GetProperty("id").GetString()!;
+            Assert.Equal(leakId, report.GetProperty("jvmId").GetString());
+            Assert.Equal("rule:TimerRetainedFinalizable", report.GetProperty("trigger").GetString());
+            Assert.Equal(timerAlert.GetProperty("id").GetString(), report.GetProperty("alertId").GetString());
+            Assert.Contains("/reports/" + reportId, reportText, StringComparison.Ordinal);
+            var reportJson = await api.GetFromJsonAsync<JsonElement>("/api/reports/" + reportId);
+            var finding = reportJson.GetProperty("findings").EnumerateArray().First(f => f.GetProperty("kind").GetString() == "timer-retained-finalizable");
+            Assert.Contains(StatementClass, finding.GetProperty("classes").EnumerateArray().Select(c => c.GetString()));
+            Assert.Contains(TaskClass, finding.GetProperty("classes").EnumerateArray().Select(c => c.GetString()));
+            using var html = await api.GetAsync("/reports/" + reportId);
+            Assert.Equal(System.Net.HttpStatusCode.OK, html.StatusCode);
+            var csp = html.Headers.GetValues("Content-Security-Policy").Single();
+            Assert.Contains("default-src 'none'", csp, StringComparison.Ordinal); // no script, no network: the report holds JVM strings
+            Assert.DoesNotContain("script-src", csp, StringComparison.Ordinal);
+            Assert.Contains(StatementClass, await html.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            Assert.Equal(System.Net.HttpStatusCode.NotFound, (await api.GetAsync("/reports/..%2F..%2Fetc%2Fpasswd")).StatusCode);
+            JsonElement linked = default;
+            Assert.True(await Pipeline.EventuallyAsync(async () =>
+            {
+                linked = await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=all&jvm=" + Uri.EscapeDataString(leakId));
+                return linked.EnumerateArray().Any(a => a.GetProperty("reportId").GetString() == reportId);
+            }, TimeSpan.FromSeconds(10)), "the alert does not link to its report: " + linked);
+            // The dump was deleted after triage; the command's progress is stored.
+            Assert.Empty(Directory.EnumerateFiles(dumps.FullName));
+            var states = await pipeline.Query.QueryAsync($"SELECT \"state\" FROM \"apm.command\" WHERE \"jvm_id\" = '{leakId}'");
+            Assert.Equal(["accepted", "running", "done"], states.Series.SelectMany(x => x.Values).Select(v => v[1].GetString()));
+
             // Every mail was delivered: the outbox is empty.
             Assert.True(await Pipeline.EventuallyAsync(() => Task.FromResult(!Directory.EnumerateFiles(outbox.FullName, "*.json").Any()), TimeSpan.FromSeconds(10)));
             output.WriteLine($"mails: {string.Join(" | ", smtp.Messages.Select(m => m.Subject))}");
@@ -145,6 +195,8 @@ public sealed class AlertMailTests(ITestOutputHelper output)
         {
             await collector.StopAsync(CancellationToken.None);
             outbox.Delete(true);
+            reports.Delete(true);
+            dumps.Delete(true);
         }
     }
 
@@ -161,14 +213,17 @@ public sealed class AlertMailTests(ITestOutputHelper output)
         return id!;
     }
 
-    private static List<AlertTransition> ReadAlertTopic(KafkaOptions kafka)
+    private static List<AlertTransition> ReadAlertTopic(KafkaOptions kafka) =>
+        ReadTopic(kafka, ApmTopics.Alerts).Select(v => AlertTransition.Parser.ParseFrom(v)).ToList();
+
+    private static List<byte[]> ReadTopic(KafkaOptions kafka, string topic)
     {
         var config = kafka.CreateConsumerConfig("alert-test-" + Guid.NewGuid().ToString("N"));
         config.AutoOffsetReset = AutoOffsetReset.Earliest;
         config.EnablePartitionEof = true;
         using var consumer = new ConsumerBuilder<string, byte[]>(config).Build();
-        consumer.Subscribe(ApmTopics.Alerts);
-        var list = new List<AlertTransition>();
+        consumer.Subscribe(topic);
+        var list = new List<byte[]>();
         var deadline = DateTime.UtcNow.AddSeconds(20);
         var eofs = new HashSet<int>();
         while (DateTime.UtcNow < deadline)
@@ -182,14 +237,14 @@ public sealed class AlertMailTests(ITestOutputHelper output)
                 continue;
             }
 
-            list.Add(AlertTransition.Parser.ParseFrom(r.Message.Value));
+            list.Add(r.Message.Value);
         }
 
         consumer.Close();
         return list;
     }
 
-    private static ChildProcess StartAggregatorProcess(Pipeline pipeline, int smtpPort, int apiPort, string outbox)
+    private static ChildProcess StartAggregatorProcess(Pipeline pipeline, int smtpPort, int apiPort, string outbox, string reports)
     {
         var apm = Path.Combine(AppContext.BaseDirectory, "apm.dll");
         var psi = new ProcessStartInfo("dotnet", [apm, "aggregator", "--urls", $"http://127.0.0.1:{apiPort}"])
@@ -209,6 +264,10 @@ public sealed class AlertMailTests(ITestOutputHelper output)
         env["Apm__Alerts__To"] = "oncall@example.test, second@example.test";
         env["Apm__Alerts__DashboardUrl"] = "http://127.0.0.1:5080";
         env["Apm__Alerts__OutboxDirectory"] = outbox;
+        env["Apm__Reports__Directory"] = reports;
+        env["Apm__DataDirectory"] = Path.GetDirectoryName(reports);
+        // Only the CancelTimer alert asks for a dump here (the slow finalizer's would only cost time).
+        env["Apm__Alerts__HeapDumpRules"] = "TimerRetainedFinalizable";
         env["Apm__Alerts__MailPollInterval"] = "00:00:01";
         env["Apm__Smtp__RetryBaseDelay"] = "00:00:01";
         env["Apm__Smtp__RetryMaxDelay"] = "00:00:02";

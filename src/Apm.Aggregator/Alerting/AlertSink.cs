@@ -10,4 +10,11 @@ namespace Apm.Aggregator.Alerting;
 /// <param name="Engine">The rules and the alert lifecycle (owned by the consumer thread).</param>
 /// <param name="Mail">Queues an e-mail durably (the outbox); throws when it could not; null = no e-mail.</param>
 /// <param name="Topic">The alerts topic.</param>
-public sealed record AlertSink(RuleEngine Engine, Action<AlertNotification>? Mail = null, string Topic = ApmTopics.Alerts);
+public sealed record AlertSink(RuleEngine Engine, Action<AlertNotification>? Mail = null, string Topic = ApmTopics.Alerts)
+{
+    /// <summary>Rules whose firing asks the JVM's collector for a heap dump and its triage (the two finalizer rules by default).</summary>
+    public IReadOnlySet<string> HeapDumpRules { get; init; } = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>A dump command not started within this is refused by the collector.</summary>
+    public TimeSpan HeapDumpExpiry { get; init; } = TimeSpan.FromMinutes(10);
+}

@@ -29,6 +29,19 @@ public sealed class AlertingOptions
     /// <summary>Rules switched off by id (comma-separated in the environment: <c>Apm__Alerts__Disabled=GcOverhead</c>).</summary>
     public string Disabled { get; set; } = "";
 
+    /// <summary>
+    /// Rules whose firing asks the JVM's collector for a heap dump, triaged at the collector (comma-separated; empty = none).
+    /// A dump pauses the JVM (a full GC, then writing every live object), so only the finalizer rules do it by default.
+    /// </summary>
+    public string HeapDumpRules { get; set; } = "FinalizerBacklog,TimerRetainedFinalizable";
+
+    /// <summary>A dump command the collector has not started within this is refused as expired.</summary>
+    public TimeSpan HeapDumpExpiry { get; set; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>The ids in <see cref="HeapDumpRules"/>.</summary>
+    public IReadOnlySet<string> HeapDumpRuleSet() =>
+        new HashSet<string>(HeapDumpRules.Split([',', ';', ' '], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries), StringComparer.Ordinal);
+
     /// <summary>Validates the timing; throws <see cref="ArgumentOutOfRangeException"/> naming the setting.</summary>
     public void Validate()
     {

@@ -26,6 +26,13 @@ public sealed partial class MailDeliveryService(MailOutbox outbox, ILogger<MailD
         _wake.Release();
     }
 
+    /// <summary>Persists the "report ready" mail and wakes the sender.</summary>
+    public void Queue(ReportNotification notification)
+    {
+        outbox.Enqueue(notification);
+        _wake.Release();
+    }
+
     /// <inheritdoc />
     public override void Dispose()
     {

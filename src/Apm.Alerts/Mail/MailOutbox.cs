@@ -74,6 +74,13 @@ public sealed partial class MailOutbox : IDisposable
     public string Enqueue(AlertNotification notification) =>
         Enqueue(AlertMail.Render(notification, _options.DashboardBaseUrl), notification.AlertId);
 
+    /// <summary>Renders and persists the "report ready" mail; returns the path of its outbox file.</summary>
+    public string Enqueue(ReportNotification notification)
+    {
+        ArgumentNullException.ThrowIfNull(notification);
+        return Enqueue(ReportMail.Render(notification, _options.DashboardBaseUrl), notification.AlertId);
+    }
+
     /// <summary>Persists already rendered content; returns the path of its outbox file. Throws when the disk write fails.</summary>
     public string Enqueue(AlertMailContent content, string alertId)
     {
