@@ -40,11 +40,11 @@ public sealed class MailCompositionTests
     [Fact]
     public void Dashboard_link_url_encodes_the_jvm_id()
     {
-        Assert.Equal("http://dashboard.test:3000/apm/jvms/web-1%2F4242", AlertMail.DashboardLink(MailTestData.Dashboard, "web-1/4242")!.AbsoluteUri);
+        Assert.Equal("http://dashboard.test:3000/apm/jvm?id=web-1%2F4242", AlertMail.DashboardLink(MailTestData.Dashboard, "web-1/4242")!.AbsoluteUri);
         Assert.Null(AlertMail.DashboardLink(null, "web-1/4242"));
         var content = AlertMail.Render(MailTestData.Notification(), MailTestData.Dashboard);
-        Assert.Contains("href=\"http://dashboard.test:3000/apm/jvms/web-1%2F4242\"", content.Html, StringComparison.Ordinal);
-        Assert.Contains("Dashboard: http://dashboard.test:3000/apm/jvms/web-1%2F4242", content.Text, StringComparison.Ordinal);
+        Assert.Contains("href=\"http://dashboard.test:3000/apm/jvm?id=web-1%2F4242\"", content.Html, StringComparison.Ordinal);
+        Assert.Contains("Dashboard: http://dashboard.test:3000/apm/jvm?id=web-1%2F4242", content.Text, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -44,7 +44,7 @@ public sealed class MailOutboxTests : IDisposable
             Assert.NotNull(html);
             Assert.Matches(@"(?m)^  Queue length \(end\) +48000$", text);
             Assert.Contains("com.acme.db.PooledStatement", text, StringComparison.Ordinal);
-            Assert.Contains("http://dashboard.test:3000/apm/jvms/web-1%2F4242", text, StringComparison.Ordinal);
+            Assert.Contains("http://dashboard.test:3000/apm/jvm?id=web-1%2F4242", text, StringComparison.Ordinal);
             Assert.Contains("<tr><th align=\"left\">Queue length (end)</th><td>48000</td></tr>", html, StringComparison.Ordinal);
             Assert.Contains("<code>com.acme.db.PooledStatement</code>", html, StringComparison.Ordinal);
             Assert.Contains("<code>&lt;script&gt;alert(1)&lt;/script&gt;</code>", html, StringComparison.Ordinal);

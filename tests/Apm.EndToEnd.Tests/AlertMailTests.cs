@@ -86,8 +86,9 @@ public sealed class AlertMailTests(ITestOutputHelper output)
             ReceivedMail? timerMail = null, backlogMail = null;
             var fired = await Pipeline.EventuallyAsync(() =>
             {
-                timerMail = smtp.Messages.FirstOrDefault(m => m.Subject.Contains("FIRING TimerRetainedFinalizable", StringComparison.Ordinal));
-                backlogMail = smtp.Messages.FirstOrDefault(m => m.Subject.Contains("FIRING FinalizerBacklog", StringComparison.Ordinal));
+                // The collector watches every JVM on the host (other tests' too): match the mails by the fixture's pid.
+                timerMail = MailAbout(smtp, "FIRING TimerRetainedFinalizable", leak.Pid);
+                backlogMail = MailAbout(smtp, "FIRING FinalizerBacklog", slow.Pid);
                 return Task.FromResult(timerMail != null && backlogMail != null);
             }, TimeSpan.FromSeconds(30));
             Assert.True(fired, $"mails so far: [{string.Join(" | ", smtp.Messages.Select(m => m.Subject))}]\naggregator:\n{aggregator.Output}");
@@ -97,14 +98,14 @@ public sealed class AlertMailTests(ITestOutputHelper output)
             Assert.Contains(StatementClass, timerText, StringComparison.Ordinal);
             Assert.Contains(TaskClass, timerText, StringComparison.Ordinal);
             Assert.Contains("cancelled timer tasks stay in the timer's queue", timerText, StringComparison.Ordinal);
-            Assert.Contains("/jvms/" + Uri.EscapeDataString(leakId), timerText, StringComparison.Ordinal);
+            Assert.Contains("/jvm?id=" + Uri.EscapeDataString(leakId), timerText, StringComparison.Ordinal);
             var timerHtml = timerMail.Part("text/html")!;
             Assert.Contains(StatementClass, timerHtml, StringComparison.Ordinal);
 
             var backlogText = backlogMail!.Part("text/plain")!;
             Assert.Contains("SlowFinalizer", backlogMail.Subject, StringComparison.Ordinal);
             Assert.Contains("SlowFinalizerResource", backlogText, StringComparison.Ordinal);
-            Assert.Contains("/jvms/" + Uri.EscapeDataString(slowId), backlogText, StringComparison.Ordinal);
+            Assert.Contains("/jvm?id=" + Uri.EscapeDataString(slowId), backlogText, StringComparison.Ordinal);
 
             // Stop the slow fixture's growth: the queue drains, the alert resolves, the resolved mail follows.
             slow.Send("stop-growth");
@@ -112,7 +113,7 @@ public sealed class AlertMailTests(ITestOutputHelper output)
             ReceivedMail? resolvedMail = null;
             Assert.True(await Pipeline.EventuallyAsync(() =>
             {
-                resolvedMail = smtp.Messages.FirstOrDefault(m => m.Subject.Contains("RESOLVED FinalizerBacklog", StringComparison.Ordinal));
+                resolvedMail = MailAbout(smtp, "RESOLVED FinalizerBacklog", slow.Pid);
                 return Task.FromResult(resolvedMail != null);
             }, TimeSpan.FromSeconds(120)), $"no resolved mail; mails: [{string.Join(" | ", smtp.Messages.Select(m => m.Subject))}]\naggregator:\n{aggregator.Output}");
             Assert.Contains("SlowFinalizer", resolvedMail!.Subject, StringComparison.Ordinal);
@@ -130,10 +131,10 @@ public sealed class AlertMailTests(ITestOutputHelper output)
             // The healthy JVM raised nothing in the same time (not even pending), and no mail is about it.
             var healthyAlerts = await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=all&jvm=" + Uri.EscapeDataString(healthyId));
             Assert.Equal(0, healthyAlerts.GetArrayLength());
-            Assert.DoesNotContain(smtp.Messages, m => m.Subject.Contains("HealthyFinalizers", StringComparison.Ordinal));
+            Assert.DoesNotContain(smtp.Messages, m => m.Subject.Contains($"(pid {healthy.Pid} ", StringComparison.Ordinal));
             // De-duplicated: one firing mail per alert, however many evaluations stayed breached.
-            Assert.Single(smtp.Messages, m => m.Subject.Contains("FIRING TimerRetainedFinalizable", StringComparison.Ordinal) && m.Subject.Contains("CancelTimerLeak", StringComparison.Ordinal));
-            Assert.Single(smtp.Messages, m => m.Subject.Contains("FIRING FinalizerBacklog", StringComparison.Ordinal) && m.Subject.Contains("SlowFinalizer", StringComparison.Ordinal));
+            Assert.Single(smtp.Messages, m => m.Subject.Contains("FIRING TimerRetainedFinalizable", StringComparison.Ordinal) && m.Subject.Contains($"(pid {leak.Pid} ", StringComparison.Ordinal));
+            Assert.Single(smtp.Messages, m => m.Subject.Contains("FIRING FinalizerBacklog", StringComparison.Ordinal) && m.Subject.Contains($"(pid {slow.Pid} ", StringComparison.Ordinal));
 
             // The alerts topic carries the same transitions.
             var transitions = ReadAlertTopic(pipeline.KafkaOptions);
@@ -147,7 +148,7 @@ public sealed class AlertMailTests(ITestOutputHelper output)
             ReceivedMail? reportMail = null;
             Assert.True(await Pipeline.EventuallyAsync(() =>
             {
-                reportMail = smtp.Messages.FirstOrDefault(m => m.Subject.Contains("Report ready", StringComparison.Ordinal));
+                reportMail = smtp.Messages.FirstOrDefault(m => m.Subject.Contains("Report ready", StringComparison.Ordinal) && m.Part("text/plain")!.Contains(leakId, StringComparison.Ordinal));
                 return Task.FromResult(reportMail != null);
             }, TimeSpan.FromSeconds(120)), $"no report-ready mail; mails: [{string.Join(" | ", smtp.Messages.Select(m => m.Subject))}]\n" +
                 $"dump outcomes: {string.Join(", ", collector.HeapDumps?.Outcomes.Select(o => o.Key + "=" + o.Value) ?? [])}; commands ready: {collector.CommandsReady}\n" +
@@ -158,7 +159,7 @@ public sealed class AlertMailTests(ITestOutputHelper output)
             Assert.Contains(StatementClass, reportText, StringComparison.Ordinal);
             Assert.Contains(TaskClass, reportText, StringComparison.Ordinal);
             Assert.Contains(timerAlert.GetProperty("id").GetString()!, reportText, StringComparison.Ordinal);
-            var reportList = await api.GetFromJsonAsync<JsonElement>("/api/reports");
+            var reportList = await api.GetFromJsonAsync<JsonElement>("/api/reports?jvm=" + Uri.EscapeDataString(leakId));
             var report = Assert.Single(reportList.EnumerateArray());
             var reportId = report.GetProperty("id").GetString()!;
             Assert.Equal(leakId, report.GetProperty("jvmId").GetString());
@@ -199,6 +200,9 @@ public sealed class AlertMailTests(ITestOutputHelper output)
             dumps.Delete(true);
         }
     }
+
+    private static ReceivedMail? MailAbout(SmtpServer smtp, string subject, int pid) =>
+        smtp.Messages.FirstOrDefault(m => m.Subject.Contains(subject, StringComparison.Ordinal) && m.Subject.Contains($"(pid {pid} ", StringComparison.Ordinal));
 
     private static async Task<string> JvmIdAsync(Pipeline pipeline, int pid)
     {

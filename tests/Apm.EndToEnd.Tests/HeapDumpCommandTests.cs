@@ -69,4 +69,78 @@ public sealed class HeapDumpCommandTests
             dumps.Delete(true);
         }
     }
+
+    private static CollectorCommand Command(JvmIdentity jvm) => new()
+    {
+        CommandId = Guid.NewGuid().ToString("N"),
+        TargetHost = jvm.Host,
+        JvmId = jvm.JvmId,
+        IssuedUnixMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(),
+        ExpiresUnixMs = DateTimeOffset.UtcNow.AddMinutes(5).ToUnixTimeMilliseconds(),
+        Trigger = "cli",
+        HeapDump = new HeapDumpRequest(),
+    };
+
+    private static JvmIdentity Identity(JavaFixture jvm) => new() { JvmId = $"guard:{jvm.Pid}:1", Host = "guard-host", Pid = jvm.Pid, MainClass = jvm.MainClass };
+
+    [Fact]
+    public async Task A_real_dump_is_triaged_into_report_chunks_and_deleted_and_each_guard_refuses_with_its_reason()
+    {
+        using var leak = JavaFixture.Start("CancelTimerLeak", ["-Xmx128m", "-XX:+UseSerialGC"], ["3000"]);
+        using var idle = JavaFixture.Start("IdleService", ["-Xmx64m"]);
+        await leak.WaitForOutputAsync("READY", TimeSpan.FromSeconds(30));
+        await idle.WaitForOutputAsync("READY", TimeSpan.FromSeconds(30));
+        var dumps = Directory.CreateTempSubdirectory("apm-dumps-");
+        try
+        {
+            var results = new System.Collections.Concurrent.ConcurrentQueue<CommandResult>();
+            var chunks = new System.Collections.Concurrent.ConcurrentQueue<TriageReportChunk>();
+            HeapDumpHandler Handler(HeapDumpOptions o) => new(o, NullLogger.Instance, m => results.Enqueue(m.CommandResult), chunks.Enqueue);
+            var options = new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = 1 << 20, MinInterval = TimeSpan.FromHours(1) };
+
+            // A dump that works: accepted, running, done; the chunks make a report naming the pattern; the dump is gone.
+            var handler = Handler(options);
+            var done = await handler.HandleAsync(Command(Identity(leak)), Identity(leak), CancellationToken.None);
+            Assert.True(done.State == CommandResult.Types.State.Done, $"{done.Failure}: {done.Reason}");
+            Assert.Equal([CommandResult.Types.State.Accepted, CommandResult.Types.State.Running, CommandResult.Types.State.Done], results.Select(r => r.State));
+            var report = Apm.Reports.ReportChunks.Join(chunks.ToList());
+            Assert.Equal(done.ReportId, report.Meta.Id);
+            Assert.Contains("CancelTimerLeak$CancelTimerLeakStatement", report.Meta.TopFinding, StringComparison.Ordinal);
+            Assert.Contains("timer-retained-finalizable", System.Text.Encoding.UTF8.GetString(report.Json), StringComparison.Ordinal);
+            Assert.StartsWith("<!DOCTYPE html>", System.Text.Encoding.UTF8.GetString(report.Html), StringComparison.Ordinal);
+            Assert.Empty(Directory.EnumerateFiles(dumps.FullName));
+
+            // The same JVM again within the minimum interval: too soon.
+            var again = await handler.HandleAsync(Command(Identity(leak)), Identity(leak), CancellationToken.None);
+            Assert.Equal("too-soon", again.Failure);
+
+            // Free disk below the configured minimum (a nearly full disk, simulated by the threshold): refused before dumping.
+            var full = await Handler(new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = long.MaxValue })
+                .HandleAsync(Command(Identity(idle)), Identity(idle), CancellationToken.None);
+            Assert.Equal("disk-full", full.Failure);
+            Assert.Contains("free", full.Reason, StringComparison.Ordinal);
+
+            // The triage child over its memory limit is stopped by the runtime and reported as such; the dump is deleted.
+            var tiny = await Handler(new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = 1 << 20, TriageMemoryLimitBytes = 4 << 20 })
+                .HandleAsync(Command(Identity(leak)), Identity(leak), CancellationToken.None);
+            Assert.True(tiny.Failure == "triage-memory-limit", $"{tiny.Failure}: {tiny.Reason}");
+            Assert.Empty(Directory.EnumerateFiles(dumps.FullName));
+
+            // One dump at a time per host: a second command while one runs is refused as busy.
+            var busyHandler = Handler(new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = 1 << 20, MinInterval = TimeSpan.Zero });
+            var first = busyHandler.HandleAsync(Command(Identity(leak)), Identity(leak), CancellationToken.None);
+            var second = await busyHandler.HandleAsync(Command(Identity(idle)), Identity(idle), CancellationToken.None);
+            Assert.Equal("busy", second.Failure);
+            Assert.Equal(CommandResult.Types.State.Done, (await first).State);
+
+            // A JVM that exited between the command and the dump: the attach fails with a reason.
+            idle.Kill();
+            var gone = await Handler(options).HandleAsync(Command(Identity(idle)), Identity(idle), CancellationToken.None);
+            Assert.Equal("attach-failed", gone.Failure);
+        }
+        finally
+        {
+            dumps.Delete(true);
+        }
+    }
 }

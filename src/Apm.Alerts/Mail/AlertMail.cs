@@ -59,13 +59,13 @@ public static class AlertMail
         }
     }
 
-    /// <summary><c>&lt;base&gt;/jvms/&lt;url-encoded id&gt;</c>, or null without a base URL.</summary>
+    /// <summary>The dashboard's JVM page, <c>&lt;base&gt;/jvm?id=&lt;url-encoded id&gt;</c>, or null without a base URL.</summary>
     public static Uri? DashboardLink(Uri? dashboardBaseUrl, string jvmId)
     {
         ArgumentNullException.ThrowIfNull(jvmId);
         if (dashboardBaseUrl is null) return null;
         var root = dashboardBaseUrl.AbsoluteUri.TrimEnd('/');
-        return new Uri(root + "/jvms/" + Uri.EscapeDataString(jvmId));
+        return new Uri(root + "/jvm?id=" + Uri.EscapeDataString(jvmId));
     }
 
     /// <summary>Replaces control characters (CR/LF above all: header injection) with spaces and cuts to <see cref="MaxSubjectLength"/>.</summary>

@@ -32,7 +32,7 @@ public sealed class SmtpOptions
     /// <summary>Time allowed for one SMTP send.</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
 
-    /// <summary>Dashboard root for links in the mails (<c>&lt;base&gt;/jvms/&lt;id&gt;</c>); no link when null.</summary>
+    /// <summary>Dashboard root for links in the mails (<c>(<c>&lt;base&gt;/jvms/&lt;id&gt;</c>)lt;base(<c>&lt;base&gt;/jvms/&lt;id&gt;</c>)gt;/jvm?id=(<c>&lt;base&gt;/jvms/&lt;id&gt;</c>)lt;id(<c>&lt;base&gt;/jvms/&lt;id&gt;</c>)gt;</c>); no link when null.</summary>
     public Uri? DashboardBaseUrl { get; init; }
 
     /// <summary>First retry delay after a failed send; doubled per failure up to <see cref="RetryMaxDelay"/>.</summary>
