@@ -90,6 +90,11 @@ internal static class ApmHost
             }
 
             builder.Services.AddSingleton(Options.Create(kafka));
+            // The API and the dashboard send heap-dump commands when Kafka is reachable from this process.
+            if (roles.HasFlag(ApmRoles.Api) && (!kafka.UsesEmbeddedCluster || roles.HasFlag(ApmRoles.Collector)))
+            {
+                builder.Services.AddSingleton<ICommandSender>(_ => new KafkaCommandSender(kafka));
+            }
 
             // InfluxDB: a configured server, or a local influxd with its data under ./.apm/influxdb.
             var influx = config.GetSection("Apm:Influx").Get<InfluxOptions>() ?? new InfluxOptions();
@@ -142,6 +147,7 @@ internal static class ApmHost
                 app.MapGet("/healthz", (IEnumerable<ICounterSource> sources) => Results.Json(
                     new HealthResponse("ok", new Dictionary<string, string>(), sources.SelectMany(x => x.ReadCounters()).ToDictionary(StringComparer.Ordinal)),
                     ApiJsonContext.Default.HealthResponse));
+                app.MapApmMetrics();
             }
 
             if (demo) disposables.Add(await DemoJvm.StartAsync(stateDir, bootLogger).ConfigureAwait(false));

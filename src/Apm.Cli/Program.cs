@@ -19,6 +19,8 @@ internal static class Program
           server           only the HTTP API (needs Apm__Influx__Url)
           triage <file.hprof> [--html out.html] [--json out.json]
                            analyse a heap dump and write the report
+          dump <jvm-id> [--all] [--url http://127.0.0.1:5080] [--api-key KEY]
+                           ask the JVM's collector (through a running Apm) for a heap dump and its triage
 
         Options are settings in the .NET convention: environment variables Apm__Section__Key, or
         --Apm:Section:Key=value on the command line; --urls sets the listening address. See docs/configuration.md.
@@ -46,6 +48,8 @@ internal static class Program
                     return await TriageCommand.RunAsync(rest, Console.Out, Console.Error, !Console.IsErrorRedirected, cts.Token).ConfigureAwait(false);
                 }
 
+            case "dump":
+                return await DumpCommand.RunAsync(rest, Console.Out, Console.Error, CancellationToken.None).ConfigureAwait(false);
             case "up":
                 return await ApmHost.RunAsync(ApmRoles.All, rest).ConfigureAwait(false);
             case "collector":

@@ -103,7 +103,7 @@ public static class DashboardExtensions
                 var path = context.Request.Path;
                 var open = path.StartsWithSegments("/login", StringComparison.Ordinal) || path.StartsWithSegments("/account", StringComparison.Ordinal)
                            || path.StartsWithSegments(AssetsPath, StringComparison.Ordinal) || path.StartsWithSegments("/api", StringComparison.Ordinal)
-                           || path.StartsWithSegments("/healthz", StringComparison.Ordinal);
+                           || path.StartsWithSegments("/healthz", StringComparison.Ordinal) || path.StartsWithSegments("/metrics", StringComparison.Ordinal);
                 if (open || context.User.Identity?.IsAuthenticated == true)
                 {
                     await next(context).ConfigureAwait(false);
@@ -140,6 +140,8 @@ public static class DashboardExtensions
         app.UseAntiforgery();
         app.MapRazorComponents<App>();
         app.MapGet("/dashboard/events", StreamEventsAsync);
+        // The JVM page's "capture heap dump" form: antiforgery-checked (form binding), confirmation required.
+        app.MapPost("/jvm/heap-dump", RequestHeapDumpAsync);
         app.MapPost("/account/login", LoginAsync).DisableAntiforgery();
         app.MapPost("/account/logout", LogoutAsync).DisableAntiforgery();
         return app;
@@ -243,8 +245,20 @@ public static class DashboardExtensions
     internal static bool IsDashboardReachable(PathString path, System.Net.IPAddress? remote, AuthOptions auth)
     {
         if (!auth.Enabled || auth.HasUsers) return true;
-        if (path.StartsWithSegments("/api", StringComparison.Ordinal) || path.StartsWithSegments("/healthz", StringComparison.Ordinal)) return true;
+        if (path.StartsWithSegments("/api", StringComparison.Ordinal) || path.StartsWithSegments("/healthz", StringComparison.Ordinal)
+            || path.StartsWithSegments("/metrics", StringComparison.Ordinal)) return true;
         return remote is not null && System.Net.IPAddress.IsLoopback(remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote);
+    }
+
+    private static async Task<IResult> RequestHeapDumpAsync(
+        [Microsoft.AspNetCore.Mvc.FromForm] string id, [Microsoft.AspNetCore.Mvc.FromForm] string? confirm,
+        HttpContext context, JvmQueries jvms, IServiceProvider services, CancellationToken ct)
+    {
+        var back = "/jvm?id=" + Uri.EscapeDataString(id);
+        if (services.GetService(typeof(ICommandSender)) is not ICommandSender sender) return Results.Redirect(back + "&dumpError=" + Uri.EscapeDataString("this process cannot reach the collectors"));
+        if (confirm != "yes") return Results.Redirect(back + "&dumpError=" + Uri.EscapeDataString("tick the confirmation first"));
+        var (accepted, _, error) = await HeapDumpEndpoints.RequestAsync(id, false, "dashboard", context.User.Identity?.Name ?? "dashboard", jvms, sender, ct).ConfigureAwait(false);
+        return Results.Redirect(accepted is null ? back + "&dumpError=" + Uri.EscapeDataString(error!) : back + "&dump=" + accepted.CommandId);
     }
 
     /// <summary>Only same-site paths ("/x", not "//host" or "/\host") are followed after login: no open redirect.</summary>

@@ -17,6 +17,8 @@ public static partial class ApiEndpoints
         app.MapGet("/api/jvms/{id}/metrics/{metric}", MetricAsync);
         app.MapApmAlerts();
         app.MapApmReports();
+        app.MapApmMetrics();
+        app.MapApmHeapDumps();
         return app;
     }
 

@@ -49,4 +49,5 @@ public sealed record ErrorResponse(string Error);
 [JsonSerializable(typeof(ErrorResponse))]
 [JsonSerializable(typeof(IReadOnlyList<AlertRecord>))]
 [JsonSerializable(typeof(IReadOnlyList<ReportSummary>))]
+[JsonSerializable(typeof(HeapDumpAccepted))]
 public sealed partial class ApiJsonContext : JsonSerializerContext;

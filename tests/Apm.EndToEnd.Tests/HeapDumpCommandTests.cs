@@ -143,4 +143,72 @@ public sealed class HeapDumpCommandTests
             dumps.Delete(true);
         }
     }
+
+    /// <summary>Sends commands to the real (mock-cluster) commands topic, as `apm up` does.</summary>
+    private sealed class TopicCommandSender(KafkaOptions kafka) : Apm.Server.ICommandSender, IDisposable
+    {
+        private readonly IProducer<string, byte[]> _producer = new ProducerBuilder<string, byte[]>(kafka.CreateProducerConfig()).Build();
+
+        public async Task SendAsync(CollectorCommand command, CancellationToken ct) =>
+            await _producer.ProduceAsync(ApmTopics.Commands, new Message<string, byte[]> { Key = command.TargetHost, Value = command.ToByteArray() }, ct);
+
+        public void Dispose() => _producer.Dispose();
+    }
+
+    [Fact]
+    public async Task The_API_asks_a_live_JVMs_collector_for_a_dump_and_refuses_unknown_JVMs()
+    {
+        await using var pipeline = await Pipeline.StartAsync();
+        using var aggregator = pipeline.StartAggregator();
+        using var sender = new TopicCommandSender(pipeline.KafkaOptions);
+        var api = await pipeline.StartApiAsync(commands: sender);
+        using var jvm = JavaFixture.Start("IdleService", ["-Xmx64m"]);
+        await jvm.WaitForOutputAsync("READY", TimeSpan.FromSeconds(30));
+        var dumps = Directory.CreateTempSubdirectory("apm-dumps-");
+        using var collector = new CollectorService(
+            Options.Create(new CollectorOptions
+            {
+                SampleInterval = TimeSpan.FromSeconds(1),
+                FinalizerInterval = TimeSpan.Zero,
+                HistogramInterval = TimeSpan.Zero,
+                HostName = "api-dump-host",
+                HeapDump = new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = 1 << 20 },
+            }),
+            Options.Create(pipeline.KafkaOptions), new CollectorMetrics(), NullLogger<CollectorService>.Instance);
+        await collector.StartAsync(CancellationToken.None);
+        try
+        {
+            string? id = null;
+            Assert.True(await Pipeline.EventuallyAsync(async () =>
+            {
+                var list = await System.Net.Http.Json.HttpClientJsonExtensions.GetFromJsonAsync<System.Text.Json.JsonElement>(api, "/api/jvms");
+                id = list.EnumerateArray().Where(j => j.GetProperty("pid").GetInt32() == jvm.Pid).Select(j => j.GetProperty("id").GetString()).FirstOrDefault();
+                return id != null;
+            }, TimeSpan.FromSeconds(30)), "the JVM never appeared");
+
+            var unknown = await api.PostAsync("/api/jvms/nobody:1:1/heap-dump", null);
+            Assert.Equal(System.Net.HttpStatusCode.NotFound, unknown.StatusCode);
+
+            var response = await api.PostAsync($"/api/jvms/{Uri.EscapeDataString(id!)}/heap-dump", null);
+            Assert.Equal(System.Net.HttpStatusCode.Accepted, response.StatusCode);
+            var body = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+            var commandId = body.GetProperty("commandId").GetString();
+            Assert.Equal("api-dump-host", body.GetProperty("host").GetString());
+
+            // The collector took the dump, triaged it and reported done; the result is stored with the command id.
+            List<string> states = [];
+            Assert.True(await Pipeline.EventuallyAsync(async () =>
+            {
+                var r = await pipeline.Query.QueryAsync($"SELECT \"state\", \"reason\" FROM \"apm.command\" WHERE \"command_id\" = '{commandId}'");
+                states = r.Series.SelectMany(x => x.Values).Select(v => v[1].GetString() + " " + v[2].GetString()).ToList();
+                return states.Any(s => s.StartsWith("done", StringComparison.Ordinal) || s.StartsWith("failed", StringComparison.Ordinal));
+            }, TimeSpan.FromSeconds(90)), "command results: " + string.Join(" | ", states));
+            Assert.StartsWith("done", states[^1], StringComparison.Ordinal);
+        }
+        finally
+        {
+            await collector.StopAsync(CancellationToken.None);
+            dumps.Delete(true);
+        }
+    }
 }

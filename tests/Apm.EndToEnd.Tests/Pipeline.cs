@@ -64,7 +64,7 @@ public sealed class Pipeline : IAsyncDisposable
     }
 
     /// <summary>Serves the JSON API on a free loopback port; <see cref="Api"/> talks to it.</summary>
-    public async Task<HttpClient> StartApiAsync(TimeSpan? staleAfter = null, string? apiKey = null)
+    public async Task<HttpClient> StartApiAsync(TimeSpan? staleAfter = null, string? apiKey = null, ICommandSender? commands = null)
     {
         var port = FreePort.Next();
         var builder = WebApplication.CreateSlimBuilder();
@@ -76,6 +76,7 @@ public sealed class Pipeline : IAsyncDisposable
         });
         builder.Logging.ClearProviders();
         builder.Services.AddApmApi(builder.Configuration, InfluxOptions);
+        if (commands is not null) Microsoft.Extensions.DependencyInjection.ServiceCollectionServiceExtensions.AddSingleton(builder.Services, commands);
         _api = builder.Build();
         _api.UseApmApi();
         await _api.StartAsync();
