@@ -142,6 +142,11 @@ public static class DashboardExtensions
         app.MapGet("/dashboard/events", StreamEventsAsync);
         // The JVM page's "capture heap dump" form: antiforgery-checked (form binding), confirmation required.
         app.MapPost("/jvm/heap-dump", RequestHeapDumpAsync);
+        // The reports page's upload form (multipart, antiforgery-checked): buffered to disk by the form reader, limited.
+        var upload = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<UploadOptions>>().Value;
+        app.MapPost("/reports/upload", UploadAsync)
+            .WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(upload.MaxUploadBytes + (1 << 20)))
+            .WithFormOptions(bufferBody: false, multipartBodyLengthLimit: upload.MaxUploadBytes + (1 << 20));
         app.MapPost("/account/login", LoginAsync).DisableAntiforgery();
         app.MapPost("/account/logout", LogoutAsync).DisableAntiforgery();
         return app;
@@ -248,6 +253,18 @@ public static class DashboardExtensions
         if (path.StartsWithSegments("/api", StringComparison.Ordinal) || path.StartsWithSegments("/healthz", StringComparison.Ordinal)
             || path.StartsWithSegments("/metrics", StringComparison.Ordinal)) return true;
         return remote is not null && System.Net.IPAddress.IsLoopback(remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote);
+    }
+
+    private static async Task<IResult> UploadAsync(IFormFile dump, HttpContext context, IServiceProvider services,
+        Microsoft.Extensions.Options.IOptions<UploadOptions> options, CancellationToken ct)
+    {
+        if (services.GetService(typeof(Apm.Reports.ReportStore)) is not Apm.Reports.ReportStore store)
+            return Results.Redirect("/reports?uploadError=" + Uri.EscapeDataString("no report store is configured"));
+        if (dump.Length > options.Value.MaxUploadBytes)
+            return Results.Redirect("/reports?uploadError=" + Uri.EscapeDataString($"the file is larger than the limit of {options.Value.MaxUploadBytes} bytes"));
+        await using var stream = dump.OpenReadStream();
+        var (accepted, _, error) = await ReportUpload.AcceptAsync(stream, dump.FileName, context.User.Identity?.Name ?? "dashboard", store, options.Value, ct).ConfigureAwait(false);
+        return Results.Redirect(accepted is null ? "/reports?uploadError=" + Uri.EscapeDataString(error!) : "/reports/" + accepted.Id);
     }
 
     private static async Task<IResult> RequestHeapDumpAsync(

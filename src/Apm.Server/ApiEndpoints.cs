@@ -19,6 +19,7 @@ public static partial class ApiEndpoints
         app.MapApmReports();
         app.MapApmMetrics();
         app.MapApmHeapDumps();
+        app.MapApmReportUpload();
         return app;
     }
 

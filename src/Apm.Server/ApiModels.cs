@@ -50,4 +50,5 @@ public sealed record ErrorResponse(string Error);
 [JsonSerializable(typeof(IReadOnlyList<AlertRecord>))]
 [JsonSerializable(typeof(IReadOnlyList<ReportSummary>))]
 [JsonSerializable(typeof(HeapDumpAccepted))]
+[JsonSerializable(typeof(UploadAccepted))]
 public sealed partial class ApiJsonContext : JsonSerializerContext;

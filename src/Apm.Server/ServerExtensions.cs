@@ -18,6 +18,7 @@ public static class ServerExtensions
         services.AddSingleton(auth);
         services.AddSingleton(_ => new InfluxQueryClient(influx));
         services.AddSingleton<AlertQueries>();
+        services.Configure<UploadOptions>(configuration.GetSection("Apm:Reports"));
         // Heap-dump triage reports: served when a store directory is configured (apm up sets one under its data directory).
         if (configuration["Apm:Reports:Directory"] is { Length: > 0 } reports) services.TryAddSingleton(_ => new Apm.Reports.ReportStore(reports));
         services.AddSingleton<JvmQueries>();

@@ -64,7 +64,8 @@ public sealed class Pipeline : IAsyncDisposable
     }
 
     /// <summary>Serves the JSON API on a free loopback port; <see cref="Api"/> talks to it.</summary>
-    public async Task<HttpClient> StartApiAsync(TimeSpan? staleAfter = null, string? apiKey = null, ICommandSender? commands = null)
+    public async Task<HttpClient> StartApiAsync(TimeSpan? staleAfter = null, string? apiKey = null, ICommandSender? commands = null,
+        IDictionary<string, string?>? settings = null)
     {
         var port = FreePort.Next();
         var builder = WebApplication.CreateSlimBuilder();
@@ -74,6 +75,7 @@ public sealed class Pipeline : IAsyncDisposable
             ["Apm:Api:StaleAfter"] = (staleAfter ?? TimeSpan.FromSeconds(60)).ToString(),
             ["Apm:Auth:ApiKey"] = apiKey,
         });
+        if (settings is not null) builder.Configuration.AddInMemoryCollection(settings);
         builder.Logging.ClearProviders();
         builder.Services.AddApmApi(builder.Configuration, InfluxOptions);
         if (commands is not null) Microsoft.Extensions.DependencyInjection.ServiceCollectionServiceExtensions.AddSingleton(builder.Services, commands);

@@ -1,8 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
-using System.Globalization;
-using System.Reflection;
-using System.Text.Json;
 using Apm.Jvm.Attach;
 using Apm.Protocol.V1;
 using Apm.Reports;
@@ -176,12 +172,13 @@ public sealed partial class HeapDumpHandler
 
             var dumpBytes = new FileInfo(localPath).Length;
             Publish(command, jvm, CommandResult.Types.State.Running, "", $"Triaging a {dumpBytes}-byte dump.");
-            var (content, failure, reason) = await TriageAsync(localPath, ct).ConfigureAwait(false);
-            if (content is null) return Fail(command, jvm, failure!, reason!);
+            var triage = await TriageRunner.RunAsync(localPath, _options.TriageMemoryLimitBytes, _options.TriageTimeout, _options.TriageCommand, ct).ConfigureAwait(false);
+            if (triage.Json is null || triage.Html is null) return Fail(command, jvm, triage.Failure!, triage.Reason!);
+            var content = (Json: triage.Json, Html: triage.Html);
 
             var meta = new ReportMeta(report, jvm.JvmId, jvm.Host, jvm.MainClass, _time.GetUtcNow(), command.Trigger, command.AlertId,
-                command.CommandId, TopFinding(content.Value.Json), dumpBytes);
-            foreach (var chunk in ReportChunks.Split(new ReportContent(meta, content.Value.Json, content.Value.Html), jvm)) _publishReport(chunk);
+                command.CommandId, TriageRunner.TopFinding(content.Json), dumpBytes);
+            foreach (var chunk in ReportChunks.Split(new ReportContent(meta, content.Json, content.Html), jvm)) _publishReport(chunk);
             Count("done");
             LogDone(_logger, jvm.JvmId, report, meta.TopFinding);
             return Publish(command, jvm, CommandResult.Types.State.Done, "", "Report " + report + ": " + meta.TopFinding, report);
@@ -191,97 +188,6 @@ public sealed partial class HeapDumpHandler
             if (!_options.KeepDumps) TryDelete(localPath);
         }
     }
-
-    /// <summary>Runs <c>apm triage</c> on the dump in a child process with a managed-heap limit.</summary>
-    private async Task<((byte[] Json, byte[] Html)? Content, string? Failure, string? Reason)> TriageAsync(string dump, CancellationToken ct)
-    {
-        var work = System.IO.Directory.CreateTempSubdirectory("apm-triage-");
-        try
-        {
-            var json = Path.Combine(work.FullName, "report.json");
-            var html = Path.Combine(work.FullName, "report.html");
-            var (exe, prefix) = TriageProgram();
-            var psi = new ProcessStartInfo(exe) { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-            foreach (var a in prefix) psi.ArgumentList.Add(a);
-            foreach (var a in new[] { "triage", dump, "--json", json, "--html", html }) psi.ArgumentList.Add(a);
-            psi.Environment["DOTNET_GCHeapHardLimit"] = "0x" + _options.TriageMemoryLimitBytes.ToString("x", CultureInfo.InvariantCulture);
-            using var process = Process.Start(psi) ?? throw new InvalidOperationException("could not start " + exe);
-            var stdout = process.StandardOutput.ReadToEndAsync(ct);
-            var stderr = process.StandardError.ReadToEndAsync(ct);
-            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            timeout.CancelAfter(_options.TriageTimeout);
-            try
-            {
-                await process.WaitForExitAsync(timeout.Token).ConfigureAwait(false);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                if (ct.IsCancellationRequested) throw;
-                return (null, "triage-failed", $"Triage did not finish within {_options.TriageTimeout}; it was stopped.");
-            }
-
-            var err = await stderr.ConfigureAwait(false);
-            await stdout.ConfigureAwait(false);
-            if (process.ExitCode != 0)
-            {
-                var oom = err.Contains("OutOfMemory", StringComparison.Ordinal) || err.Contains("out of memory", StringComparison.OrdinalIgnoreCase);
-                var tail = err.Length > 400 ? err[^400..] : err;
-                return oom
-                    ? (null, "triage-memory-limit", $"Triage exceeded its memory limit of {_options.TriageMemoryLimitBytes} bytes (Apm:Collector:HeapDump:TriageMemoryLimitBytes).")
-                    : (null, "triage-failed", $"Triage exited with code {process.ExitCode}: {tail.Trim()}");
-            }
-
-            return ((await File.ReadAllBytesAsync(json, ct).ConfigureAwait(false), await File.ReadAllBytesAsync(html, ct).ConfigureAwait(false)), null, null);
-        }
-        finally
-        {
-            work.Delete(recursive: true);
-        }
-    }
-
-    private (string Exe, string[] Prefix) TriageProgram()
-    {
-        if (!string.IsNullOrWhiteSpace(_options.TriageCommand))
-        {
-            var parts = _options.TriageCommand.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-            return (parts[0], parts[1..]);
-        }
-
-        var entry = Assembly.GetEntryAssembly()?.Location;
-        var host = Environment.ProcessPath ?? "dotnet";
-        if (entry is not null && Path.GetFileNameWithoutExtension(entry) == "apm")
-            return Path.GetFileNameWithoutExtension(host) == "dotnet" ? (host, [entry]) : (host, []);
-        var beside = Path.Combine(AppContext.BaseDirectory, "apm.dll");
-        return ("dotnet", [beside]);
-    }
-
-    private static string TopFinding(byte[] json)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(json);
-            if (doc.RootElement.TryGetProperty("findings", out var f) && f.ValueKind == JsonValueKind.Array && f.GetArrayLength() > 0)
-            {
-                // The most specific explanation leads: the CancelTimer pattern, then the finalizer queue, then the rest in
-                // the report's order.
-                var findings = f.EnumerateArray().ToList();
-                var top = findings.FirstOrDefault(x => Kind(x) == "timer-retained-finalizable").ValueKind == JsonValueKind.Object
-                    ? findings.First(x => Kind(x) == "timer-retained-finalizable")
-                    : findings[0];
-                if (top.TryGetProperty("title", out var title)) return title.GetString() ?? "";
-            }
-        }
-        catch (JsonException)
-        {
-            // The report is still stored; only its headline is missing.
-        }
-
-        return "No findings.";
-    }
-
-    private static string? Kind(JsonElement finding) =>
-        finding.ValueKind == JsonValueKind.Object && finding.TryGetProperty("kind", out var k) ? k.GetString() : null;
 
     private CommandResult Fail(CollectorCommand command, JvmIdentity jvm, string failure, string reason)
     {
