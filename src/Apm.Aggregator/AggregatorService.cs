@@ -28,42 +28,29 @@ public sealed partial class AggregatorService(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         if (alerts is not null && query is not null) await RestoreAlertsAsync(alerts, query, stoppingToken).ConfigureAwait(false);
-        var done = new TaskCompletionSource();
-        var thread = new Thread(() =>
+        var samples = OnThread("apm-aggregator", () =>
         {
-            try
-            {
-                using var consumer = new SampleConsumer(kafka.Value, options.Value, metrics, logger, writer.WriteAsync, alerts: alerts);
-                consumer.Run(stoppingToken);
-                done.TrySetResult();
-            }
-#pragma warning disable CA1031 // Reported to the host through the task.
-            catch (Exception ex)
-#pragma warning restore CA1031
-            {
-                done.TrySetException(ex);
-            }
-        })
+            using var consumer = new SampleConsumer(kafka.Value, options.Value, metrics, logger, writer.WriteAsync, alerts: alerts);
+            consumer.Run(stoppingToken);
+        });
+        var reportsDone = reports is null ? Task.CompletedTask : OnThread("apm-reports", () =>
         {
-            IsBackground = true,
-            Name = "apm-aggregator",
-        };
-        thread.Start();
-        var reportsDone = reports is null ? Task.CompletedTask : StartReportConsumer(reports, stoppingToken);
-        await done.Task.ConfigureAwait(false);
+            using var consumer = new ReportConsumer(kafka.Value, options.Value.GroupId + "-reports", reports, metrics, logger, writer.WriteAsync);
+            consumer.Run(stoppingToken);
+        });
+        await samples.ConfigureAwait(false);
         await reportsDone.ConfigureAwait(false);
     }
 
-    /// <summary>The report consumer on its own thread (Consume blocks), beside the sample consumer.</summary>
-    private Task StartReportConsumer(ReportSink sink, CancellationToken ct)
+    /// <summary>Runs a blocking Consume loop on a dedicated thread; its end or failure reaches the host through the task.</summary>
+    private static Task OnThread(string name, Action run)
     {
         var done = new TaskCompletionSource();
         var thread = new Thread(() =>
         {
             try
             {
-                using var consumer = new ReportConsumer(kafka.Value, options.Value.GroupId + "-reports", sink, metrics, logger, writer.WriteAsync);
-                consumer.Run(ct);
+                run();
                 done.TrySetResult();
             }
 #pragma warning disable CA1031 // Reported to the host through the task.
@@ -75,7 +62,7 @@ public sealed partial class AggregatorService(
         })
         {
             IsBackground = true,
-            Name = "apm-reports",
+            Name = name,
         };
         thread.Start();
         return done.Task;

@@ -233,19 +233,7 @@ public sealed partial class SampleConsumer : IDisposable
     /// <summary>Asks the JVM's collector for a heap dump and its triage (the report comes back on the reports topic).</summary>
     private void RequestHeapDump(AlertEvent e, JvmIdentity jvm)
     {
-        var now = DateTimeOffset.UtcNow;
-        var command = new CollectorCommand
-        {
-            CommandId = Guid.NewGuid().ToString("N"),
-            TargetHost = jvm.Host,
-            JvmId = e.JvmId,
-            IssuedUnixMs = now.ToUnixTimeMilliseconds(),
-            ExpiresUnixMs = (now + _alerts!.HeapDumpExpiry).ToUnixTimeMilliseconds(),
-            Trigger = "rule:" + e.Rule,
-            AlertId = e.Id,
-            RequestedBy = "aggregator",
-            HeapDump = new HeapDumpRequest(),
-        };
+        var command = CollectorCommand.ForHeapDump(e.JvmId, jvm.Host, _alerts!.HeapDumpExpiry, "rule:" + e.Rule, "aggregator", e.Id);
         _metrics.HeapDumpRequested();
         LogDumpRequested(_logger, e.JvmId, e.Rule, command.CommandId);
         _producer.Produce(ApmTopics.Commands, new Message<string, byte[]> { Key = jvm.Host, Value = command.ToByteArray() });

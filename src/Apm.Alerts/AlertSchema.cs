@@ -1,3 +1,5 @@
+using System.Text.Json;
+
 namespace Apm.Alerts;
 
 /// <summary>
@@ -42,4 +44,29 @@ public static class AlertSchema
 
     /// <summary>String field: the JVM's main class (from the JVM, untrusted).</summary>
     public const string MainClassField = "main_class";
+
+    /// <summary>
+    /// Reads the <see cref="EvidenceField"/> JSON object back (string values; other values as their JSON text). Broken
+    /// text is kept whole under the key <c>raw</c>: evidence is for people, so it never stops a listing or a restore.
+    /// </summary>
+    public static Dictionary<string, string> ParseEvidence(string? json)
+    {
+        var evidence = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (string.IsNullOrEmpty(json)) return evidence;
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) return evidence;
+            foreach (var p in doc.RootElement.EnumerateObject())
+            {
+                evidence[p.Name] = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() ?? string.Empty : p.Value.GetRawText();
+            }
+        }
+        catch (JsonException)
+        {
+            evidence["raw"] = json;
+        }
+
+        return evidence;
+    }
 }

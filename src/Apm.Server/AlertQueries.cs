@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using Apm.Alerts;
 using Apm.Influx;
 
@@ -98,32 +97,10 @@ public sealed class AlertQueries(InfluxQueryClient influx)
             Ms(s.GetInt64(0, AlertSchema.FiredAtField)),
             Ms(s.GetInt64(0, AlertSchema.ResolvedAtField)),
             s.GetString(0, AlertSchema.SummaryField) ?? string.Empty,
-            ParseEvidence(s.GetString(0, AlertSchema.EvidenceField)),
+            AlertSchema.ParseEvidence(s.GetString(0, AlertSchema.EvidenceField)),
             s.GetString(0, AlertSchema.HostTag) ?? string.Empty,
             s.GetString(0, AlertSchema.MainClassField) ?? string.Empty);
     }
 
     private static DateTimeOffset? Ms(long? ms) => ms is > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(ms.Value) : null;
-
-    private static Dictionary<string, string> ParseEvidence(string? json)
-    {
-        var evidence = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (string.IsNullOrEmpty(json)) return evidence;
-        try
-        {
-            using var doc = JsonDocument.Parse(json);
-            if (doc.RootElement.ValueKind != JsonValueKind.Object) return evidence;
-            foreach (var p in doc.RootElement.EnumerateObject())
-            {
-                evidence[p.Name] = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString() ?? string.Empty : p.Value.GetRawText();
-            }
-        }
-        catch (JsonException)
-        {
-            // A hand-written point with broken evidence still lists; the raw text is kept under one key.
-            evidence["raw"] = json;
-        }
-
-        return evidence;
-    }
 }

@@ -48,7 +48,7 @@ public sealed record ErrorResponse(string Error);
 [JsonSerializable(typeof(HealthResponse))]
 [JsonSerializable(typeof(ErrorResponse))]
 [JsonSerializable(typeof(IReadOnlyList<AlertRecord>))]
-[JsonSerializable(typeof(IReadOnlyList<ReportSummary>))]
+[JsonSerializable(typeof(IReadOnlyList<Apm.Reports.ReportMeta>))]
 [JsonSerializable(typeof(HeapDumpAccepted))]
 [JsonSerializable(typeof(UploadAccepted))]
 public sealed partial class ApiJsonContext : JsonSerializerContext;

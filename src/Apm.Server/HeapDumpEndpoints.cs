@@ -47,20 +47,9 @@ public static class HeapDumpEndpoints
         var jvm = (await jvms.ListJvmsAsync(TimeSpan.FromDays(1), ct, jvmId).ConfigureAwait(false)).FirstOrDefault(j => j.Id == jvmId);
         if (jvm is null) return (null, 404, "no such JVM");
         if (jvm.Status != "live") return (null, 409, $"the JVM is {jvm.Status}: only a live JVM can be dumped");
-        var now = DateTimeOffset.UtcNow;
-        var command = new CollectorCommand
-        {
-            CommandId = Guid.NewGuid().ToString("N"),
-            TargetHost = jvm.Host,
-            JvmId = jvm.Id,
-            IssuedUnixMs = now.ToUnixTimeMilliseconds(),
-            ExpiresUnixMs = (now + Expiry).ToUnixTimeMilliseconds(),
-            Trigger = trigger,
-            RequestedBy = requestedBy,
-            HeapDump = new HeapDumpRequest { AllObjects = allObjects },
-        };
+        var command = CollectorCommand.ForHeapDump(jvm.Id, jvm.Host, Expiry, trigger, requestedBy, allObjects: allObjects);
         await sender.SendAsync(command, ct).ConfigureAwait(false);
-        return (new HeapDumpAccepted(command.CommandId, jvm.Id, jvm.Host, now + Expiry), 202, null);
+        return (new HeapDumpAccepted(command.CommandId, jvm.Id, jvm.Host, DateTimeOffset.FromUnixTimeMilliseconds(command.ExpiresUnixMs)), 202, null);
     }
 
     private static async Task<IResult> HandleAsync(string id, HttpContext context, JvmQueries jvms, ICommandSender sender, CancellationToken ct)

@@ -6,18 +6,6 @@ using Microsoft.Extensions.DependencyInjection;
 
 namespace Apm.Server;
 
-/// <summary>One stored triage report as /api/reports lists it.</summary>
-public sealed record ReportSummary(
-    string Id,
-    string JvmId,
-    string Host,
-    string MainClass,
-    DateTimeOffset CreatedAt,
-    string Trigger,
-    string AlertId,
-    string TopFinding,
-    long DumpBytes);
-
 /// <summary>
 /// The heap-dump triage reports of the report store: <c>GET /api/reports[?jvm=]</c>, <c>GET /api/reports/{id}</c> (the
 /// JSON report) and <c>GET /reports/{id}</c> (the self-contained HTML report, served with a CSP that allows no script
@@ -44,9 +32,8 @@ public static class ReportEndpoints
         var jvm = request.Query["jvm"].ToString();
         var list = store.List()
             .Where(m => string.IsNullOrEmpty(jvm) || m.JvmId == jvm)
-            .Select(m => new ReportSummary(m.Id, m.JvmId, m.Host, m.MainClass, m.CreatedAt, m.Trigger, m.AlertId, m.TopFinding, m.DumpBytes))
             .ToList();
-        return Results.Json<IReadOnlyList<ReportSummary>>(list, ApiJsonContext.Default.IReadOnlyListReportSummary);
+        return Results.Json<IReadOnlyList<ReportMeta>>(list, ApiJsonContext.Default.IReadOnlyListReportMeta);
     }
 
     private static IResult Json(string id, ReportStore store) =>

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json;
 using Apm.Alerts;
 using Apm.Alerts.Rules;
 using Apm.Influx;
@@ -32,30 +31,9 @@ public static class AlertRestore
             var started = DateTimeOffset.FromUnixTimeMilliseconds(s.GetInt64(0, AlertSchema.StartedAtField) ?? 0);
             var fired = s.GetInt64(0, AlertSchema.FiredAtField) is long f and > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(f) : started;
             list.Add(new AlertEvent(id, jvm, rule, AlertState.Firing, started, fired, null,
-                s.GetString(0, AlertSchema.SummaryField) ?? string.Empty, Evidence(s.GetString(0, AlertSchema.EvidenceField))));
+                s.GetString(0, AlertSchema.SummaryField) ?? string.Empty, AlertSchema.ParseEvidence(s.GetString(0, AlertSchema.EvidenceField))));
         }
 
         return list;
-    }
-
-    private static Dictionary<string, string> Evidence(string? json)
-    {
-        var evidence = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (string.IsNullOrEmpty(json)) return evidence;
-        try
-        {
-            using var doc = JsonDocument.Parse(json);
-            if (doc.RootElement.ValueKind != JsonValueKind.Object) return evidence;
-            foreach (var p in doc.RootElement.EnumerateObject())
-            {
-                if (p.Value.ValueKind == JsonValueKind.String) evidence[p.Name] = p.Value.GetString()!;
-            }
-        }
-        catch (JsonException)
-        {
-            // Evidence is for people; a broken one does not stop the restore.
-        }
-
-        return evidence;
     }
 }
