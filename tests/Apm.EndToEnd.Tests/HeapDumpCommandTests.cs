@@ -126,12 +126,26 @@ public sealed class HeapDumpCommandTests
             Assert.True(tiny.Failure == "triage-memory-limit", $"{tiny.Failure}: {tiny.Reason}");
             Assert.Empty(Directory.EnumerateFiles(dumps.FullName));
 
-            // One dump at a time per host: a second command while one runs is refused as busy.
+            // One dump at a time per host: a second command waits its turn (both are done, one after the other)...
             var busyHandler = Handler(new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = 1 << 20, MinInterval = TimeSpan.Zero });
             var first = busyHandler.HandleAsync(Command(Identity(leak)), Identity(leak), CancellationToken.None);
             var second = await busyHandler.HandleAsync(Command(Identity(idle)), Identity(idle), CancellationToken.None);
-            Assert.Equal("busy", second.Failure);
             Assert.Equal(CommandResult.Types.State.Done, (await first).State);
+            Assert.True(second.State == CommandResult.Types.State.Done, $"{second.Failure}: {second.Reason}");
+            // ...but not past its expiry: then it is refused as busy.
+            var third = busyHandler.HandleAsync(Command(Identity(leak)), Identity(leak), CancellationToken.None);
+            var late = Command(Identity(idle));
+            late.ExpiresUnixMs = DateTimeOffset.UtcNow.AddMilliseconds(300).ToUnixTimeMilliseconds();
+            var refused = await busyHandler.HandleAsync(late, Identity(idle), CancellationToken.None);
+            Assert.True(refused.Failure == "busy", $"{refused.Failure}: {refused.Reason}");
+            Assert.Equal(CommandResult.Types.State.Done, (await third).State);
+
+            // A dump growing past the size limit is abandoned and deleted (the limit is watched while the JVM writes).
+            var large = await Handler(new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = 1 << 20, MaxBytes = 64 * 1024 })
+                .HandleAsync(Command(Identity(leak)), Identity(leak), CancellationToken.None);
+            Assert.True(large.Failure is "too-large", $"{large.Failure}: {large.Reason}");
+            Assert.True(await Pipeline.EventuallyAsync(() => Task.FromResult(!Directory.EnumerateFiles(dumps.FullName).Any()), TimeSpan.FromSeconds(30)),
+                "the abandoned dump was not deleted");
 
             // A JVM that exited between the command and the dump: the attach fails with a reason.
             idle.Kill();
@@ -178,6 +192,7 @@ public sealed class HeapDumpCommandTests
         await collector.StartAsync(CancellationToken.None);
         try
         {
+            var metrics = collector.Metrics;
             string? id = null;
             Assert.True(await Pipeline.EventuallyAsync(async () =>
             {
@@ -189,6 +204,7 @@ public sealed class HeapDumpCommandTests
             var unknown = await api.PostAsync("/api/jvms/nobody:1:1/heap-dump", null);
             Assert.Equal(System.Net.HttpStatusCode.NotFound, unknown.StatusCode);
 
+            var samplesBefore = metrics.SamplesPublished;
             var response = await api.PostAsync($"/api/jvms/{Uri.EscapeDataString(id!)}/heap-dump", null);
             Assert.Equal(System.Net.HttpStatusCode.Accepted, response.StatusCode);
             var body = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
@@ -204,6 +220,8 @@ public sealed class HeapDumpCommandTests
                 return states.Any(s => s.StartsWith("done", StringComparison.Ordinal) || s.StartsWith("failed", StringComparison.Ordinal));
             }, TimeSpan.FromSeconds(90)), "command results: " + string.Join(" | ", states));
             Assert.StartsWith("done", states[^1], StringComparison.Ordinal);
+            // Sampling went on while the dump was taken and triaged (it runs on its own task).
+            Assert.True(metrics.SamplesPublished > samplesBefore, $"no samples published during the dump ({samplesBefore} before, {metrics.SamplesPublished} after)");
         }
         finally
         {

@@ -130,9 +130,22 @@ public class JvmDiscoveryTests
             Assert.Equal(root, jvm.ContainerRoot);
             Assert.Equal(Path.Combine(root, "tmp", "hsperfdata_" + Environment.UserName, "1"), jvm.PerfDataPath);
             Assert.False(File.Exists(Path.Combine("/tmp", "hsperfdata_" + Environment.UserName, "1")), "the file lives only in the private /tmp");
+            // The file appears before the JVM has written its counters: read until they are there (as the sampler does).
             using var file = PerfDataFile.Open(jvm.PerfDataPath);
-            var counters = HotSpotCounters.From(file.Read(TimeSpan.FromSeconds(30)));
-            Assert.Equal("IdleService", counters.MainClass);
+            JvmCounters? counters = null;
+            for (var i = 0; i < 300 && counters is null; i++)
+            {
+                try
+                {
+                    counters = HotSpotCounters.From(file.Read(TimeSpan.FromSeconds(30)));
+                }
+                catch (PerfDataFormatException) when (i < 299)
+                {
+                    await Task.Delay(100);
+                }
+            }
+
+            Assert.Equal("IdleService", counters!.MainClass);
 
             unshare.Kill(entireProcessTree: true);
             await unshare.WaitForExitAsync();

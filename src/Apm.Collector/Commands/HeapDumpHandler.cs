@@ -91,8 +91,15 @@ public sealed partial class HeapDumpHandler
             return Fail(command, target, "jvm-gone", $"The collector does not see JVM {command.JvmId} (it exited, or runs on another host).");
         if (_lastDump.TryGetValue(jvm.JvmId, out var last) && _time.GetUtcNow() - last < _options.MinInterval)
             return Fail(command, target, "too-soon", $"The last dump of this JVM was at {last:O}; the minimum interval is {_options.MinInterval}.");
+        // One dump per host at a time: a command that arrives meanwhile waits its turn until its expiry (an alert storm
+        // on one host serializes its dumps instead of losing them), then is refused as busy.
         if (!await _oneAtATime.WaitAsync(0, ct).ConfigureAwait(false))
-            return Fail(command, target, "busy", "Another heap dump is running on this host (one at a time).");
+        {
+            var wait = DateTimeOffset.FromUnixTimeMilliseconds(command.ExpiresUnixMs) - _time.GetUtcNow();
+            Publish(command, jvm, CommandResult.Types.State.Accepted, "", "Waiting for another heap dump on this host to finish.");
+            if (wait <= TimeSpan.Zero || !await _oneAtATime.WaitAsync(wait, ct).ConfigureAwait(false))
+                return Fail(command, target, "busy", "Another heap dump ran on this host (one at a time) until the command expired.");
+        }
         try
         {
             return await DumpAndTriageAsync(command, jvm, ct).ConfigureAwait(false);
