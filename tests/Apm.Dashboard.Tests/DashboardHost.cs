@@ -33,7 +33,8 @@ public sealed class DashboardHost : IAsyncDisposable
 
     public IServiceProvider Services => _app.Services;
 
-    public static async Task<DashboardHost> StartAsync(InfluxOptions influx, IDictionary<string, string?>? settings = null)
+    public static async Task<DashboardHost> StartAsync(InfluxOptions influx, IDictionary<string, string?>? settings = null,
+        Action<Microsoft.Extensions.DependencyInjection.IServiceCollection>? services = null)
     {
         var port = FreePort.Next();
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { EnvironmentName = Environments.Production, ContentRootPath = AppContext.BaseDirectory });
@@ -49,6 +50,7 @@ public sealed class DashboardHost : IAsyncDisposable
         builder.Logging.AddFilter("Microsoft", LogLevel.Warning);
         builder.Services.AddApmApi(builder.Configuration, influx);
         builder.Services.AddApmDashboard(builder.Configuration);
+        services?.Invoke(builder.Services);
         var app = builder.Build();
         app.UseApmApi();
         app.UseApmDashboard();

@@ -1,0 +1,123 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.RegularExpressions;
+using Apm.Influx;
+using Apm.Kafka;
+using Apm.Protocol.V1;
+using Apm.Server;
+using Confluent.Kafka;
+using Google.Protobuf;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace Apm.Dashboard.Tests;
+
+/// <summary>The dashboard's two action forms: "capture heap dump" on the JVM page and the reports page's upload.</summary>
+public sealed partial class FormTests(SeededInflux seed) : IClassFixture<SeededInflux>
+{
+    /// <summary>Sends commands to the real (mock-cluster) commands topic, as `apm up` does.</summary>
+    private sealed class TopicCommandSender(KafkaOptions kafka) : ICommandSender, IDisposable
+    {
+        private readonly IProducer<string, byte[]> _producer = new ProducerBuilder<string, byte[]>(kafka.CreateProducerConfig()).Build();
+
+        public async Task SendAsync(CollectorCommand command, CancellationToken ct) =>
+            await _producer.ProduceAsync(ApmTopics.Commands, new Message<string, byte[]> { Key = command.TargetHost, Value = command.ToByteArray() }, ct);
+
+        public void Dispose() => _producer.Dispose();
+    }
+
+    [Fact]
+    public async Task The_heap_dump_form_needs_its_token_and_the_confirmation_and_then_sends_the_command_to_the_collectors()
+    {
+        using var cluster = EmbeddedKafkaCluster.Start(1);
+        TopicAdmin.EnsureTopics(cluster, [ApmTopics.Commands], partitions: 1);
+        var kafka = new KafkaOptions { BootstrapServers = cluster.BootstrapServers };
+        using var sender = new TopicCommandSender(kafka);
+        const string jvm = "forms-host:4242:1";
+        var lines = new LineProtocolBuilder();
+        lines.Measurement("apm.jvm.info").Tag("host", "forms-host").Tag("jvm_id", jvm).Field("status", "live").Field("pid", 4242L).Field("main_class", "com.example.Forms").Timestamp(DateTimeOffset.UtcNow);
+        using (var writer = new InfluxWriter(seed.Options)) await writer.WriteAsync(lines.ToString());
+        await using var host = await DashboardHost.StartAsync(seed.Options, services: s => s.AddSingleton<ICommandSender>(sender));
+        var client = host.NewClient();
+        var page = "jvm?id=" + Uri.EscapeDataString(jvm);
+        var token = await FormTokenAsync(client, page, "jvm/heap-dump");
+
+        using (var noToken = await client.PostAsync(new Uri("jvm/heap-dump", UriKind.Relative), Form(("id", jvm), ("confirm", "yes"))))
+            Assert.Equal(HttpStatusCode.BadRequest, noToken.StatusCode);
+        using (var unconfirmed = await client.PostAsync(new Uri("jvm/heap-dump", UriKind.Relative), Form(("__RequestVerificationToken", token), ("id", jvm))))
+        {
+            Assert.Equal(HttpStatusCode.Redirect, unconfirmed.StatusCode);
+            Assert.Contains("dumpError=", unconfirmed.Headers.Location!.OriginalString, StringComparison.Ordinal);
+        }
+
+        using var ok = await client.PostAsync(new Uri("jvm/heap-dump", UriKind.Relative), Form(("__RequestVerificationToken", token), ("id", jvm), ("confirm", "yes")));
+        Assert.Equal(HttpStatusCode.Redirect, ok.StatusCode);
+        var commandId = Regex.Match(ok.Headers.Location!.OriginalString, "dump=([0-9a-f]{32})").Groups[1].Value;
+        Assert.NotEmpty(commandId);
+        var shown = await client.GetStringAsync(new Uri(ok.Headers.Location.OriginalString.TrimStart('/'), UriKind.Relative));
+        Assert.Contains(commandId, shown, StringComparison.Ordinal);
+
+        // The command is on the topic for the JVM's host, from the dashboard, expiring in the future.
+        var config = kafka.CreateConsumerConfig("forms-test");
+        config.AutoOffsetReset = AutoOffsetReset.Earliest;
+        using var consumer = new ConsumerBuilder<string, byte[]>(config).Build();
+        consumer.Subscribe(ApmTopics.Commands);
+        var r = consumer.Consume(TimeSpan.FromSeconds(30));
+        Assert.NotNull(r);
+        var command = CollectorCommand.Parser.ParseFrom(r.Message.Value);
+        Assert.Equal(commandId, command.CommandId);
+        Assert.Equal("forms-host", command.TargetHost);
+        Assert.Equal(jvm, command.JvmId);
+        Assert.Equal("dashboard", command.Trigger);
+        Assert.False(command.HeapDump.AllObjects);
+        Assert.True(command.ExpiresUnixMs > DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        consumer.Close();
+    }
+
+    [Fact]
+    public async Task The_upload_form_needs_its_token_and_refuses_a_file_that_is_not_a_heap_dump_with_the_reason()
+    {
+        await using var host = await DashboardHost.StartAsync(seed.Options, new Dictionary<string, string?> { ["Apm:Reports:Directory"] = seed.ReportsDirectory });
+        var client = host.NewClient();
+        var token = await FormTokenAsync(client, "reports", "reports/upload");
+
+        MultipartFormDataContent Upload(bool withToken)
+        {
+            var form = new MultipartFormDataContent();
+            if (withToken) form.Add(new StringContent(token), "__RequestVerificationToken");
+            var file = new ByteArrayContent("this is not a heap dump, just text"u8.ToArray());
+            file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+            form.Add(file, "dump", "../../notes.hprof");
+            return form;
+        }
+
+        using (var noToken = await client.PostAsync(new Uri("reports/upload", UriKind.Relative), Upload(false)))
+            Assert.Equal(HttpStatusCode.BadRequest, noToken.StatusCode);
+        int Reports() => Directory.EnumerateDirectories(seed.ReportsDirectory).Count(d => !Path.GetFileName(d).StartsWith('.'));
+        var before = Reports();
+        using var refused = await client.PostAsync(new Uri("reports/upload", UriKind.Relative), Upload(true));
+        Assert.Equal(HttpStatusCode.Redirect, refused.StatusCode);
+        var location = refused.Headers.Location!.OriginalString;
+        Assert.Contains("uploadError=", location, StringComparison.Ordinal);
+        var shown = await client.GetStringAsync(new Uri(location.TrimStart('/'), UriKind.Relative));
+        Assert.Contains("not an HPROF heap dump", WebUtility.HtmlDecode(shown), StringComparison.Ordinal);
+        // Nothing was kept: no report, no leftover upload.
+        Assert.Equal(before, Reports());
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(seed.ReportsDirectory, ".uploads")));
+    }
+
+    private static async Task<string> FormTokenAsync(HttpClient client, string path, string action)
+    {
+        var html = await client.GetStringAsync(new Uri(path, UriKind.Relative));
+        var form = html.IndexOf($"action=\"{action}\"", StringComparison.Ordinal);
+        Assert.True(form >= 0, $"no form posting to {action} on {path}");
+        var m = TokenPattern().Match(html, form);
+        Assert.True(m.Success, "no antiforgery token in the form of " + path);
+        return WebUtility.HtmlDecode(m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value);
+    }
+
+    private static FormUrlEncodedContent Form(params (string Key, string Value)[] fields) =>
+        new(fields.Select(f => new KeyValuePair<string, string>(f.Key, f.Value)));
+
+    [GeneratedRegex("name=\"__RequestVerificationToken\" type=\"hidden\" value=\"([^\"]+)\"|type=\"hidden\" name=\"__RequestVerificationToken\" value=\"([^\"]+)\"")]
+    private static partial Regex TokenPattern();
+}
