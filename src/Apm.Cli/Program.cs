@@ -21,6 +21,7 @@ internal static class Program
                            analyse a heap dump and write the report
           dump <jvm-id> [--all] [--url http://127.0.0.1:5080] [--api-key KEY]
                            ask the JVM's collector (through a running Apm) for a heap dump and its triage
+          test-mail        send one test message with the alert e-mail settings (Apm__Smtp__*, Apm__Alerts__To)
 
         Options are settings in the .NET convention: environment variables Apm__Section__Key, or
         --Apm:Section:Key=value on the command line; --urls sets the listening address. See docs/configuration.md.
@@ -48,6 +49,8 @@ internal static class Program
                     return await TriageCommand.RunAsync(rest, Console.Out, Console.Error, !Console.IsErrorRedirected, cts.Token).ConfigureAwait(false);
                 }
 
+            case "test-mail":
+                return await TestMailCommand.RunAsync(rest, Console.Out, Console.Error).ConfigureAwait(false);
             case "dump":
                 return await DumpCommand.RunAsync(rest, Console.Out, Console.Error, CancellationToken.None).ConfigureAwait(false);
             case "up":

@@ -118,10 +118,12 @@ public sealed class NativeComposeRunTests
         using (var writer = new InfluxWriter(options)) await writer.EnsureDatabaseAsync();
         var script = ComposeFile.Volumes(influxService).Single(v => v.Source.EndsWith(".iql", StringComparison.Ordinal)).Source;
         using var query = new InfluxQueryClient(options);
-        foreach (var statement in File.ReadAllLines(Path.Combine(ComposeFile.RepoRoot, script)).Where(l => !string.IsNullOrWhiteSpace(l)))
-        {
-            await query.QueryAsync(statement.TrimEnd(';'), database);
-        }
+        // The image runs the whole file as one `influx -execute` query; every statement must succeed.
+        var result = await query.QueryAsync(await File.ReadAllTextAsync(Path.Combine(ComposeFile.RepoRoot, script)), database);
+        Assert.Equal(3, result.Results.Count);
+        var policies = await query.QueryAsync("SHOW RETENTION POLICIES", database);
+        var defaults = policies.Series.Single().Values.Where(v => v[^1].GetBoolean()).Select(v => v[0].GetString()).ToList();
+        Assert.Equal(["apm_30d"], defaults);
     }
 
     private static (string, Process, int, System.Text.StringBuilder) Start(ComposeFile compose, string name, string bootstrap, Uri influxUrl, int smtpPort, string root)

@@ -24,7 +24,15 @@ public sealed class SmtpServer : IDisposable
     private StringBuilder? _current;
     private Process? _process;
 
-    private SmtpServer(int port) => Port = port;
+    private readonly string? _tlsCert;
+    private readonly string? _tlsKey;
+
+    private SmtpServer(int port, string? tlsCert = null, string? tlsKey = null)
+    {
+        Port = port;
+        _tlsCert = tlsCert;
+        _tlsKey = tlsKey;
+    }
 
     /// <summary>The SMTP port on 127.0.0.1.</summary>
     public int Port { get; }
@@ -44,10 +52,13 @@ public sealed class SmtpServer : IDisposable
         }
     }
 
-    /// <summary>Starts aiosmtpd on a free port and waits until it accepts connections.</summary>
-    public static async Task<SmtpServer> StartNewAsync()
+    /// <summary>
+    /// Starts aiosmtpd on a free port and waits until it accepts connections. With a certificate and key (PEM) it offers
+    /// STARTTLS and requires it before MAIL (aiosmtpd's default with --tlscert).
+    /// </summary>
+    public static async Task<SmtpServer> StartNewAsync(string? tlsCert = null, string? tlsKey = null)
     {
-        var server = new SmtpServer(FreePort.Next());
+        var server = new SmtpServer(FreePort.Next(), tlsCert, tlsKey);
         try
         {
             await server.StartAsync().ConfigureAwait(false);
@@ -72,7 +83,13 @@ public sealed class SmtpServer : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { "-u", "-m", "aiosmtpd", "-n", "-l", $"{Host}:{Port}", "-c", "aiosmtpd.handlers.Debugging" }) psi.ArgumentList.Add(a);
+        foreach (var a in new[] { "-u", "-m", "aiosmtpd", "-n", "-l", $"{Host}:{Port}" }) psi.ArgumentList.Add(a);
+        if (_tlsCert is not null && _tlsKey is not null)
+        {
+            foreach (var a in new[] { "--tlscert", _tlsCert, "--tlskey", _tlsKey }) psi.ArgumentList.Add(a);
+        }
+
+        foreach (var a in new[] { "-c", "aiosmtpd.handlers.Debugging" }) psi.ArgumentList.Add(a);
         psi.Environment["PYTHONUNBUFFERED"] = "1";
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         process.OutputDataReceived += (_, e) => OnLine(e.Data);
