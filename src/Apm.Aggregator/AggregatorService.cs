@@ -12,22 +12,17 @@ namespace Apm.Aggregator;
 /// Hosts one <see cref="SampleConsumer"/> on a dedicated thread (its Consume loop blocks); with an <see cref="AlertSink"/>
 /// it evaluates the leak rules too, after putting back the alerts that were firing when the last instance stopped.
 /// </summary>
-public sealed partial class AggregatorService(
+public sealed class AggregatorService(
     IOptions<AggregatorOptions> options,
     IOptions<KafkaOptions> kafka,
     InfluxWriter writer,
     AggregatorMetrics metrics,
     ILogger<AggregatorService> logger,
     AlertSink? alerts = null,
-    InfluxQueryClient? query = null,
     ReportSink? reports = null) : BackgroundService
 {
-    /// <summary>How far back firing alerts are restored from InfluxDB at start.</summary>
-    public static readonly TimeSpan RestoreLookback = TimeSpan.FromDays(7);
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        if (alerts is not null && query is not null) await RestoreAlertsAsync(alerts, query, stoppingToken).ConfigureAwait(false);
         var samples = OnThread("apm-aggregator", () =>
         {
             using var consumer = new SampleConsumer(kafka.Value, options.Value, metrics, logger, writer.WriteAsync, alerts: alerts);
@@ -67,25 +62,4 @@ public sealed partial class AggregatorService(
         thread.Start();
         return done.Task;
     }
-
-    private async Task RestoreAlertsAsync(AlertSink sink, InfluxQueryClient influx, CancellationToken ct)
-    {
-        try
-        {
-            var firing = await AlertRestore.LoadFiringAsync(influx, RestoreLookback, ct).ConfigureAwait(false);
-            foreach (var alert in firing) sink.Engine.Tracker.Restore(alert);
-            if (firing.Count > 0) LogRestored(logger, firing.Count);
-        }
-        catch (Exception ex) when (ex is InfluxQueryException or HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
-        {
-            // Without them a firing alert may fire again (one extra mail); not a reason to stop storing samples.
-            LogRestoreFailed(logger, ex.Message);
-        }
-    }
-
-    [LoggerMessage(Level = LogLevel.Information, Message = "Restored {Count} firing alerts from InfluxDB")]
-    private static partial void LogRestored(ILogger logger, int count);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not restore firing alerts from InfluxDB ({Reason}); they may fire again")]
-    private static partial void LogRestoreFailed(ILogger logger, string reason);
 }

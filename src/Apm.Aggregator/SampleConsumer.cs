@@ -34,6 +34,7 @@ public sealed partial class SampleConsumer : IDisposable
     private int _batchPoints;
     private DateTime _batchStarted;
     private CancellationToken _stopping;
+    private int _partition = -1;
 
     /// <param name="write">Stores a batch of line protocol; throws when it could not (the batch is then retried).</param>
     /// <param name="alerts">Rule evaluation and alert outputs; null = samples only.</param>
@@ -58,6 +59,7 @@ public sealed partial class SampleConsumer : IDisposable
             {
                 _metrics.AssignedPartitions = c.Assignment.Count + parts.Count;
                 LogAssigned(_logger, string.Join(",", parts.Select(p => p.Partition.Value)));
+                RestoreFiringAlerts();
             })
             .SetPartitionsRevokedHandler((c, parts) =>
             {
@@ -65,6 +67,8 @@ public sealed partial class SampleConsumer : IDisposable
                 FlushBatch();
                 foreach (var p in parts) _pending.Remove(p.TopicPartition);
                 _previous.Clear();
+                // Rule state of these partitions' JVMs moves to the new owner (which restores it from InfluxDB).
+                _alerts?.Engine.ForgetPartitions(parts.Select(p => p.Partition.Value).ToHashSet());
                 _metrics.AssignedPartitions = Math.Max(0, c.Assignment.Count - parts.Count);
                 LogRevoked(_logger, string.Join(",", parts.Select(p => p.Partition.Value)));
             })
@@ -74,6 +78,7 @@ public sealed partial class SampleConsumer : IDisposable
                 _batch.Clear();
                 _batchPoints = 0;
                 _previous.Clear();
+                _alerts?.Engine.ForgetPartitions(parts.Select(p => p.Partition.Value).ToHashSet());
                 LogLost(_logger, parts.Count);
             })
             .Build();
@@ -181,6 +186,7 @@ public sealed partial class SampleConsumer : IDisposable
         }
 
         _batchPoints += SamplePoints.Append(_batch, message, previous);
+        _partition = result.Partition.Value;
         if (_alerts is not null) EvaluateRules(message);
     }
 
@@ -194,7 +200,7 @@ public sealed partial class SampleConsumer : IDisposable
         var engine = _alerts!.Engine;
         var jvm = SamplePoints.JvmOf(message);
         var known = engine.Identity(jvm.JvmId);
-        var events = engine.Observe(message);
+        var events = engine.Observe(message, _partition);
         _metrics.RulesEvaluated(engine.Evaluations, engine.RuleFailures);
         if (events.Count == 0) return;
         var identity = engine.Identity(jvm.JvmId) ?? known ?? jvm;
@@ -227,6 +233,29 @@ public sealed partial class SampleConsumer : IDisposable
                     LogMailQueueFailed(_logger, e.Id, ex.Message);
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// Puts the stored firing alerts back into the tracker (idempotent: keys it already holds are kept). Runs on the
+    /// consumer thread when partitions are assigned; a failure only costs a possible second firing mail.
+    /// </summary>
+    private void RestoreFiringAlerts()
+    {
+        if (_alerts?.LoadFiring is not { } load) return;
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
+            timeout.CancelAfter(TimeSpan.FromSeconds(10));
+            var firing = load(timeout.Token).GetAwaiter().GetResult();
+            foreach (var alert in firing) _alerts.Engine.Tracker.Restore(alert);
+            LogRestored(_logger, firing.Count);
+        }
+#pragma warning disable CA1031 // InfluxDB down or slow: samples must still flow; the alerts may fire once more.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            LogRestoreFailed(_logger, ex.Message);
         }
     }
 
@@ -300,6 +329,12 @@ public sealed partial class SampleConsumer : IDisposable
         _batch.Clear();
         _batchPoints = 0;
     }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Restored {Count} firing alerts from InfluxDB")]
+    private static partial void LogRestored(ILogger logger, int count);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not restore firing alerts from InfluxDB ({Reason}); they may fire again")]
+    private static partial void LogRestoreFailed(ILogger logger, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Asked the collector of {JvmId} for a heap dump ({Rule} fired): command {CommandId}")]
     private static partial void LogDumpRequested(ILogger logger, string jvmId, string rule, string commandId);

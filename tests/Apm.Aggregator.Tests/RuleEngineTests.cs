@@ -136,4 +136,24 @@ public sealed class RuleEngineTests
         Assert.Equal(2, engine.Evaluations);
         Assert.Equal(0, engine.RuleFailures);
     }
+
+    [Fact]
+    public void Revoked_partitions_take_their_JVMs_rule_state_along_and_leave_the_others()
+    {
+        var engine = new RuleEngine(Backlog(TimeSpan.FromSeconds(60)), Fast);
+        for (var i = 0; i < 30; i++)
+        {
+            engine.Observe(Finalizer(T0.AddSeconds(i * 2), 1000L * i, "h:1:1"), partition: 1);
+            engine.Observe(Finalizer(T0.AddSeconds(i * 2), 1000L * i, "h:2:2"), partition: 2);
+        }
+
+        Assert.Equal(2, engine.Tracker.Active().Count);
+
+        Assert.Equal(1, engine.ForgetPartitions(new HashSet<int> { 1, 5 }));
+
+        Assert.Equal((0, 0, 0), engine.Kept("h:1:1"));
+        Assert.NotEqual(0, engine.Kept("h:2:2").Finalizer);
+        Assert.Equal("h:2:2", Assert.Single(engine.Tracker.Active()).JvmId);
+        Assert.Equal(0, engine.ForgetPartitions(new HashSet<int> { 1 }));
+    }
 }

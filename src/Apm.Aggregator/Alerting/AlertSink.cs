@@ -1,4 +1,5 @@
 using Apm.Alerts.Mail;
+using Apm.Alerts.Rules;
 using Apm.Kafka;
 
 namespace Apm.Aggregator.Alerting;
@@ -14,6 +15,12 @@ public sealed record AlertSink(RuleEngine Engine, Action<AlertNotification>? Mai
 {
     /// <summary>Rules whose firing asks the JVM's collector for a heap dump and its triage (the two finalizer rules by default).</summary>
     public IReadOnlySet<string> HeapDumpRules { get; init; } = new HashSet<string>(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Reads the alerts whose stored state is firing; called whenever this instance is assigned partitions (at start and
+    /// after every rebalance) so that alerts it takes over resolve under their id instead of firing again. Null = none.
+    /// </summary>
+    public Func<CancellationToken, Task<IReadOnlyList<AlertEvent>>>? LoadFiring { get; init; }
 
     /// <summary>A dump command not started within this is refused by the collector.</summary>
     public TimeSpan HeapDumpExpiry { get; init; } = TimeSpan.FromMinutes(10);

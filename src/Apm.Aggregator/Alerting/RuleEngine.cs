@@ -56,6 +56,7 @@ public sealed class RuleEngine
     private readonly AlertingOptions _options;
     private readonly TimeSpan _heapSpacing;
     private readonly Dictionary<string, JvmWindow> _jvms = new(StringComparer.Ordinal);
+    private int _partition = -1;
     private long _evaluations;
     private long _ruleFailures;
 
@@ -93,9 +94,13 @@ public sealed class RuleEngine
     /// Records <paramref name="message"/> (already validated by <see cref="SamplePoints.Validate"/>) and, when the JVM is
     /// due, evaluates its rules. Returns the alert transitions it caused, usually none.
     /// </summary>
-    public IReadOnlyList<AlertEvent> Observe(CollectorMessage message)
+    public IReadOnlyList<AlertEvent> Observe(CollectorMessage message) => Observe(message, -1);
+
+    /// <summary>As <see cref="Observe(CollectorMessage)"/>, remembering the Kafka partition the JVM's messages come from (see <see cref="ForgetPartitions"/>).</summary>
+    public IReadOnlyList<AlertEvent> Observe(CollectorMessage message, int partition)
     {
         ArgumentNullException.ThrowIfNull(message);
+        _partition = partition;
         switch (message.BodyCase)
         {
             case CollectorMessage.BodyOneofCase.Sample:
@@ -139,6 +144,25 @@ public sealed class RuleEngine
         }
     }
 
+    /// <summary>
+    /// Another aggregator takes these partitions (a rebalance): drop the windows and the lifecycle state of their JVMs
+    /// without emitting anything. The new owner rebuilds the windows from the messages it consumes (rules answer
+    /// "insufficient data" meanwhile, which neither fires nor resolves) and restores the firing alerts from InfluxDB.
+    /// Returns how many JVMs were dropped.
+    /// </summary>
+    public int ForgetPartitions(IReadOnlySet<int> partitions)
+    {
+        ArgumentNullException.ThrowIfNull(partitions);
+        var gone = _jvms.Where(kv => partitions.Contains(kv.Value.Partition)).Select(kv => kv.Key).ToList();
+        foreach (var id in gone)
+        {
+            _jvms.Remove(id);
+            Tracker.Forget(id);
+        }
+
+        return gone.Count;
+    }
+
     private JvmWindow Window(JvmIdentity identity)
     {
         if (!_jvms.TryGetValue(identity.JvmId, out var w))
@@ -147,6 +171,7 @@ public sealed class RuleEngine
             _jvms[identity.JvmId] = w;
         }
 
+        if (_partition >= 0) w.Partition = _partition;
         // Finalizer and histogram messages carry a shorter identity than samples; keep the richest one seen.
         if (w.Identity is null || !string.IsNullOrEmpty(identity.MainClass)) w.Identity = identity;
         return w;
@@ -252,5 +277,7 @@ public sealed class RuleEngine
         public List<HeapObservation> Heap { get; } = [];
 
         public DateTimeOffset? LastEvaluated { get; set; }
+
+        public int Partition { get; set; } = -1;
     }
 }

@@ -150,6 +150,15 @@ public sealed class AlertTracker
         return events;
     }
 
+    /// <summary>Drops everything kept for <paramref name="jvmId"/> without emitting events (its partition moved to another aggregator).</summary>
+    public void Forget(string jvmId)
+    {
+        lock (_lock)
+        {
+            foreach (var key in _entries.Keys.Where(k => k.Jvm == jvmId).ToList()) _entries.Remove(key);
+        }
+    }
+
     /// <summary>
     /// Puts back a firing alert known from storage (after a restart), so that it resolves or stays quiet instead of
     /// firing again. Ignored when the tracker already holds state for that JVM and rule, or when the alert is not firing.
