@@ -39,17 +39,17 @@ public sealed partial class FormTests(SeededInflux seed) : IClassFixture<SeededI
         await using var host = await DashboardHost.StartAsync(seed.Options, services: s => s.AddSingleton<ICommandSender>(sender));
         var client = host.NewClient();
         var page = "jvm?id=" + Uri.EscapeDataString(jvm);
-        var token = await FormTokenAsync(client, page, "jvm/heap-dump");
+        var token = await Forms.TokenAsync(client, page, "jvm/heap-dump");
 
-        using (var noToken = await client.PostAsync(new Uri("jvm/heap-dump", UriKind.Relative), Form(("id", jvm), ("confirm", "yes"))))
+        using (var noToken = await client.PostAsync(new Uri("jvm/heap-dump", UriKind.Relative), Forms.Encoded(("id", jvm), ("confirm", "yes"))))
             Assert.Equal(HttpStatusCode.BadRequest, noToken.StatusCode);
-        using (var unconfirmed = await client.PostAsync(new Uri("jvm/heap-dump", UriKind.Relative), Form(("__RequestVerificationToken", token), ("id", jvm))))
+        using (var unconfirmed = await client.PostAsync(new Uri("jvm/heap-dump", UriKind.Relative), Forms.Encoded(("__RequestVerificationToken", token), ("id", jvm))))
         {
             Assert.Equal(HttpStatusCode.Redirect, unconfirmed.StatusCode);
             Assert.Contains("dumpError=", unconfirmed.Headers.Location!.OriginalString, StringComparison.Ordinal);
         }
 
-        using var ok = await client.PostAsync(new Uri("jvm/heap-dump", UriKind.Relative), Form(("__RequestVerificationToken", token), ("id", jvm), ("confirm", "yes")));
+        using var ok = await client.PostAsync(new Uri("jvm/heap-dump", UriKind.Relative), Forms.Encoded(("__RequestVerificationToken", token), ("id", jvm), ("confirm", "yes")));
         Assert.Equal(HttpStatusCode.Redirect, ok.StatusCode);
         var commandId = Regex.Match(ok.Headers.Location!.OriginalString, "dump=([0-9a-f]{32})").Groups[1].Value;
         Assert.NotEmpty(commandId);
@@ -78,7 +78,7 @@ public sealed partial class FormTests(SeededInflux seed) : IClassFixture<SeededI
     {
         await using var host = await DashboardHost.StartAsync(seed.Options, new Dictionary<string, string?> { ["Apm:Reports:Directory"] = seed.ReportsDirectory });
         var client = host.NewClient();
-        var token = await FormTokenAsync(client, "reports", "reports/upload");
+        var token = await Forms.TokenAsync(client, "reports", "reports/upload");
 
         MultipartFormDataContent Upload(bool withToken)
         {
@@ -104,20 +104,4 @@ public sealed partial class FormTests(SeededInflux seed) : IClassFixture<SeededI
         Assert.Equal(before, Reports());
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(seed.ReportsDirectory, ".uploads")));
     }
-
-    private static async Task<string> FormTokenAsync(HttpClient client, string path, string action)
-    {
-        var html = await client.GetStringAsync(new Uri(path, UriKind.Relative));
-        var form = html.IndexOf($"action=\"{action}\"", StringComparison.Ordinal);
-        Assert.True(form >= 0, $"no form posting to {action} on {path}");
-        var m = TokenPattern().Match(html, form);
-        Assert.True(m.Success, "no antiforgery token in the form of " + path);
-        return WebUtility.HtmlDecode(m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value);
-    }
-
-    private static FormUrlEncodedContent Form(params (string Key, string Value)[] fields) =>
-        new(fields.Select(f => new KeyValuePair<string, string>(f.Key, f.Value)));
-
-    [GeneratedRegex("name=\"__RequestVerificationToken\" type=\"hidden\" value=\"([^\"]+)\"|type=\"hidden\" name=\"__RequestVerificationToken\" value=\"([^\"]+)\"")]
-    private static partial Regex TokenPattern();
 }

@@ -31,21 +31,21 @@ public sealed partial class SecurityTests
         using (var css = await client.GetAsync(new Uri("_apm/app.css", UriKind.Relative))) Assert.Equal(HttpStatusCode.OK, css.StatusCode);
 
         // A login post without the form's antiforgery token is refused.
-        using (var forged = await client.PostAsync(new Uri("account/login", UriKind.Relative), Form(("username", "alice"), ("password", "correct horse"), ("returnUrl", "/"))))
+        using (var forged = await client.PostAsync(new Uri("account/login", UriKind.Relative), Forms.Encoded(("username", "alice"), ("password", "correct horse"), ("returnUrl", "/"))))
         {
             Assert.Equal(HttpStatusCode.BadRequest, forged.StatusCode);
         }
 
         // The real form: a wrong password goes back to the form; the right one signs in and returns where asked.
-        var token = await FormTokenAsync(client);
-        using (var wrong = await client.PostAsync(new Uri("account/login", UriKind.Relative), Form(("__RequestVerificationToken", token), ("username", "alice"), ("password", "wrong"), ("returnUrl", "/alerts"))))
+        var token = await Forms.TokenAsync(client);
+        using (var wrong = await client.PostAsync(new Uri("account/login", UriKind.Relative), Forms.Encoded(("__RequestVerificationToken", token), ("username", "alice"), ("password", "wrong"), ("returnUrl", "/alerts"))))
         {
             Assert.Equal(HttpStatusCode.Redirect, wrong.StatusCode);
             Assert.StartsWith("/login?failed=1", wrong.Headers.Location!.OriginalString, StringComparison.Ordinal);
         }
 
         // An absolute or protocol-relative return address is not followed (no open redirect).
-        using (var ok = await client.PostAsync(new Uri("account/login", UriKind.Relative), Form(("__RequestVerificationToken", token), ("username", "alice"), ("password", "correct horse"), ("returnUrl", "//evil.example/"))))
+        using (var ok = await client.PostAsync(new Uri("account/login", UriKind.Relative), Forms.Encoded(("__RequestVerificationToken", token), ("username", "alice"), ("password", "correct horse"), ("returnUrl", "//evil.example/"))))
         {
             Assert.Equal(HttpStatusCode.Redirect, ok.StatusCode);
             Assert.Equal("/", ok.Headers.Location!.OriginalString);
@@ -60,8 +60,8 @@ public sealed partial class SecurityTests
         using (var api = await client.GetAsync(new Uri("api/jvms", UriKind.Relative))) Assert.Equal(HttpStatusCode.OK, api.StatusCode);
 
         // Signing out needs the token too, and ends the session.
-        var logoutToken = await FormTokenAsync(client, "alerts");
-        using (var bye = await client.PostAsync(new Uri("account/logout", UriKind.Relative), Form(("__RequestVerificationToken", logoutToken)))) Assert.Equal(HttpStatusCode.Redirect, bye.StatusCode);
+        var logoutToken = await Forms.TokenAsync(client, "alerts");
+        using (var bye = await client.PostAsync(new Uri("account/logout", UriKind.Relative), Forms.Encoded(("__RequestVerificationToken", logoutToken)))) Assert.Equal(HttpStatusCode.Redirect, bye.StatusCode);
         using (var after = await client.GetAsync(new Uri("alerts", UriKind.Relative))) Assert.Equal(HttpStatusCode.Redirect, after.StatusCode);
     }
 
@@ -105,18 +105,4 @@ public sealed partial class SecurityTests
         Assert.True(DashboardExtensions.IsDashboardReachable("/", System.Net.IPAddress.Parse("::ffff:127.0.0.1"), keyOnly));
         Assert.True(DashboardExtensions.IsDashboardReachable("/", remote, new AuthOptions { ApiKey = "k", Users = { ["a"] = "h" } }));
     }
-
-    private static async Task<string> FormTokenAsync(HttpClient client, string path = "login")
-    {
-        var html = await client.GetStringAsync(new Uri(path, UriKind.Relative));
-        var m = TokenPattern().Match(html);
-        Assert.True(m.Success, "no antiforgery token in the form of " + path);
-        return WebUtility.HtmlDecode(m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value);
-    }
-
-    private static FormUrlEncodedContent Form(params (string Key, string Value)[] fields) =>
-        new(fields.Select(f => new KeyValuePair<string, string>(f.Key, f.Value)));
-
-    [GeneratedRegex("name=\"__RequestVerificationToken\" type=\"hidden\" value=\"([^\"]+)\"|type=\"hidden\" name=\"__RequestVerificationToken\" value=\"([^\"]+)\"")]
-    private static partial Regex TokenPattern();
 }
