@@ -140,8 +140,11 @@ internal static class ApmHost
             }
 
             var app = builder.Build();
-            if (roles.HasFlag(ApmRoles.Api) || roles.HasFlag(ApmRoles.Aggregator)) app.UseApmApi();
-            if (roles.HasFlag(ApmRoles.Api)) app.UseApmDashboard();
+            if (roles.HasFlag(ApmRoles.Api) || roles.HasFlag(ApmRoles.Aggregator))
+            {
+                app.UseApmApi();
+                if (roles.HasFlag(ApmRoles.Api)) app.UseApmDashboard();
+            }
             else
             {
                 app.MapGet("/healthz", (IEnumerable<ICounterSource> sources) => Results.Json(
