@@ -65,6 +65,15 @@ public sealed class AggregatorMetrics
     /// <summary>Report chunks or reports that could not be used (corrupt, incomplete, too large).</summary>
     public long ReportsRejected => Interlocked.Read(ref _reportsRejected);
 
+    /// <summary>Messages behind the end of the owned partitions at the last commit (high watermark minus position).</summary>
+    public long ConsumerLag { get; internal set; }
+
+    /// <summary>Points in the last batch written.</summary>
+    public long LastBatchPoints { get; internal set; }
+
+    /// <summary>Milliseconds the last batch write took (including retries).</summary>
+    public long LastWriteMilliseconds { get; internal set; }
+
     /// <summary>Partitions this instance owns now.</summary>
     public int AssignedPartitions { get; internal set; }
 

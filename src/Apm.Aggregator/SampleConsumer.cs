@@ -236,6 +236,20 @@ public sealed partial class SampleConsumer : IDisposable
         }
     }
 
+    /// <summary>Messages between this consumer's position and the end of each owned partition (cached watermarks: no broker round trip).</summary>
+    private long Lag()
+    {
+        long lag = 0;
+        foreach (var tp in _consumer.Assignment)
+        {
+            var w = _consumer.GetWatermarkOffsets(tp);
+            var position = _consumer.Position(tp);
+            if (w.High.Value >= 0 && position.Value >= 0) lag += Math.Max(0, w.High.Value - position.Value);
+        }
+
+        return lag;
+    }
+
     /// <summary>
     /// Puts the stored firing alerts back into the tracker (idempotent: keys it already holds are kept). Runs on the
     /// consumer thread when partitions are assigned; a failure only costs a possible second firing mail.
@@ -292,6 +306,7 @@ public sealed partial class SampleConsumer : IDisposable
         {
             var text = _batch.ToString();
             var delay = _options.RetryInitialDelay;
+            var started = System.Diagnostics.Stopwatch.GetTimestamp();
             while (true)
             {
                 _stopping.ThrowIfCancellationRequested();
@@ -310,6 +325,8 @@ public sealed partial class SampleConsumer : IDisposable
             }
 
             _metrics.Written(_batchPoints);
+            _metrics.LastBatchPoints = _batchPoints;
+            _metrics.LastWriteMilliseconds = (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
         }
 
         // Dead letters and alert transitions must be durable before their offsets are committed.
@@ -318,6 +335,7 @@ public sealed partial class SampleConsumer : IDisposable
         {
             _consumer.Commit(_pending.Values);
             _metrics.Committed();
+            _metrics.ConsumerLag = Lag();
         }
         catch (KafkaException ex)
         {

@@ -35,11 +35,21 @@ internal static class ApmHost
         var demo = args.Contains("--demo");
         var builder = WebApplication.CreateBuilder(args.Where(a => a != "--demo").ToArray());
         var config = builder.Configuration;
-        builder.Logging.AddSimpleConsole(o =>
+        // Structured logs for log shippers (Apm__LogFormat=json: one JSON object per line with the template's
+        // named values), single readable lines otherwise.
+        if (string.Equals(config["Apm:LogFormat"], "json", StringComparison.OrdinalIgnoreCase))
         {
-            o.SingleLine = true;
-            o.TimestampFormat = "HH:mm:ss ";
-        });
+            builder.Logging.ClearProviders();
+            builder.Logging.AddJsonConsole(o => o.TimestampFormat = "yyyy-MM-ddTHH:mm:ss.fffZ");
+        }
+        else
+        {
+            builder.Logging.AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss ";
+            });
+        }
         // Request logs are noise for operators; warnings and errors still show.
         builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         using var bootLoggerFactory = LoggerFactory.Create(b => b.AddSimpleConsole(o => o.SingleLine = true));
