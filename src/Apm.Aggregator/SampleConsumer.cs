@@ -34,7 +34,6 @@ public sealed partial class SampleConsumer : IDisposable
     private int _batchPoints;
     private DateTime _batchStarted;
     private CancellationToken _stopping;
-    private int _partition = -1;
 
     /// <param name="write">Stores a batch of line protocol; throws when it could not (the batch is then retried).</param>
     /// <param name="alerts">Rule evaluation and alert outputs; null = samples only.</param>
@@ -186,8 +185,7 @@ public sealed partial class SampleConsumer : IDisposable
         }
 
         _batchPoints += SamplePoints.Append(_batch, message, previous);
-        _partition = result.Partition.Value;
-        if (_alerts is not null) EvaluateRules(message);
+        if (_alerts is not null) EvaluateRules(message, result.Partition.Value);
     }
 
     /// <summary>
@@ -195,12 +193,12 @@ public sealed partial class SampleConsumer : IDisposable
     /// the samples that caused it), a message on the alerts topic (flushed before the commit), and an e-mail queued in
     /// the persisted outbox (firing and resolved only).
     /// </summary>
-    private void EvaluateRules(CollectorMessage message)
+    private void EvaluateRules(CollectorMessage message, int partition)
     {
         var engine = _alerts!.Engine;
         var jvm = SamplePoints.JvmOf(message);
         var known = engine.Identity(jvm.JvmId);
-        var events = engine.Observe(message, _partition);
+        var events = engine.Observe(message, partition);
         _metrics.RulesEvaluated(engine.Evaluations, engine.RuleFailures);
         if (events.Count == 0) return;
         var identity = engine.Identity(jvm.JvmId) ?? known ?? jvm;

@@ -56,7 +56,6 @@ public sealed class RuleEngine
     private readonly AlertingOptions _options;
     private readonly TimeSpan _heapSpacing;
     private readonly Dictionary<string, JvmWindow> _jvms = new(StringComparer.Ordinal);
-    private int _partition = -1;
     private long _evaluations;
     private long _ruleFailures;
 
@@ -100,13 +99,12 @@ public sealed class RuleEngine
     public IReadOnlyList<AlertEvent> Observe(CollectorMessage message, int partition)
     {
         ArgumentNullException.ThrowIfNull(message);
-        _partition = partition;
         switch (message.BodyCase)
         {
             case CollectorMessage.BodyOneofCase.Sample:
             {
                 var s = message.Sample;
-                var w = Window(s.Jvm);
+                var w = Window(s.Jvm, partition);
                 var t = Time(s.TimeUnixNanos);
                 AddHeap(w, s, t);
                 return w.LastEvaluated is { } last && t - last < _options.EvaluationInterval ? [] : Evaluate(w, t);
@@ -115,7 +113,7 @@ public sealed class RuleEngine
             case CollectorMessage.BodyOneofCase.Finalizer:
             {
                 var f = message.Finalizer;
-                var w = Window(f.Jvm);
+                var w = Window(f.Jvm, partition);
                 var t = Time(f.TimeUnixNanos);
                 w.Finalizer.Add(new FinalizerObservation(t, f.PendingTotal, f.Classes.Select(c => (c.ClassName, c.Count)).ToList()));
                 Trim(w.Finalizer, o => o.Time, t - _rules.FinalizerWindow);
@@ -125,7 +123,7 @@ public sealed class RuleEngine
             case CollectorMessage.BodyOneofCase.Histogram:
             {
                 var h = message.Histogram;
-                var w = Window(h.Jvm);
+                var w = Window(h.Jvm, partition);
                 var t = Time(h.TimeUnixNanos);
                 w.Histograms.Add(new HistogramObservation(t, h.FinalizerRegistered, h.Rows.Select(r => (r.ClassName, r.Instances, r.Bytes)).ToList()));
                 Trim(w.Histograms, o => o.Time, t - _rules.HistogramWindow);
@@ -163,7 +161,7 @@ public sealed class RuleEngine
         return gone.Count;
     }
 
-    private JvmWindow Window(JvmIdentity identity)
+    private JvmWindow Window(JvmIdentity identity, int partition)
     {
         if (!_jvms.TryGetValue(identity.JvmId, out var w))
         {
@@ -171,7 +169,7 @@ public sealed class RuleEngine
             _jvms[identity.JvmId] = w;
         }
 
-        if (_partition >= 0) w.Partition = _partition;
+        if (partition >= 0) w.Partition = partition;
         // Finalizer and histogram messages carry a shorter identity than samples; keep the richest one seen.
         if (w.Identity is null || !string.IsNullOrEmpty(identity.MainClass)) w.Identity = identity;
         return w;
