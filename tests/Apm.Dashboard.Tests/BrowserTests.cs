@@ -48,6 +48,10 @@ public sealed class BrowserTests
         using var playwright = await Playwright.CreateAsync();
         await using var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = "/usr/bin/chromium", Headless = true, Args = ChromiumArgs });
         var context = await browser.NewContextAsync(new() { BaseURL = pipeline.Host.BaseAddress.ToString(), ViewportSize = new() { Width = 1280, Height = 720 } });
+        // The test projects run side by side on two cores: waits are generous (they end as soon as the condition holds).
+        context.SetDefaultTimeout(60_000);
+        context.SetDefaultNavigationTimeout(90_000);
+        Assertions.SetDefaultExpectTimeout(30_000);
         var page = await context.NewPageAsync();
         var problems = new List<string>();
         page.Console += (_, m) =>
@@ -67,7 +71,7 @@ public sealed class BrowserTests
         await Assertions.Expect(row.Locator("td[data-col=status]")).ToHaveTextAsync("● live");
         await Assertions.Expect(row.Locator("td[data-col=heap] .value")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^[0-9.]+ (B|KiB|MiB) / 1[0-3][0-9] MiB$")); // -Xmx128m
         // The page applies live fleet events without a reload.
-        await page.WaitForFunctionAsync("() => window.apmFleet && window.apmFleet.updates >= 2", null, new() { Timeout = 20_000 });
+        await page.WaitForFunctionAsync("() => window.apmFleet && window.apmFleet.updates >= 2", null, new() { Timeout = 60_000 });
         await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "fleet-1280.png"), FullPage = true });
 
         // Keyboard: the first Tab reaches the skip link, and the JVM link is reachable by Tab and opens with Enter.
@@ -78,12 +82,20 @@ public sealed class BrowserTests
 
         // JVM page, opened from the focused fleet link with Enter.
         await page.Keyboard.PressAsync("Enter");
-        await page.WaitForURLAsync("**/jvm?id=*");
-        await page.WaitForFunctionAsync("() => window.apmCharts && window.apmCharts.heap && window.apmCharts.heap.plot", null, new() { Timeout = 20_000 });
+        try
+        {
+            await page.WaitForURLAsync("**/jvm?id=*", new() { WaitUntil = WaitUntilState.Commit });
+        }
+        catch (TimeoutException ex)
+        {
+            throw new TimeoutException($"Enter on the focused fleet link did not open the JVM page; the page is still at {page.Url}", ex);
+        }
+
+        await page.WaitForFunctionAsync("() => window.apmCharts && window.apmCharts.heap && window.apmCharts.heap.plot", null, new() { Timeout = 60_000 });
         // The last 15 minutes fit in the chart's points, so the chart carries every stored sample (the default hour
         // would show 5-second means, whose last bucket still fills while the test reads it).
         await page.GotoAsync("jvm?range=15m&id=" + Uri.EscapeDataString(id!));
-        await page.WaitForFunctionAsync("() => window.apmCharts && window.apmCharts.heap && window.apmCharts.heap.plot", null, new() { Timeout = 20_000 });
+        await page.WaitForFunctionAsync("() => window.apmCharts && window.apmCharts.heap && window.apmCharts.heap.plot", null, new() { Timeout = 60_000 });
         var heap = await page.EvaluateAsync<JsonElement>(
             "() => { const c = window.apmCharts.heap; return { labels: c.labels, n: c.plot.data[0].length, x: c.x, old: c.y[c.labels.indexOf('old')], max: c.y[c.maxIndex], series: c.plot.series.length, stepMs: c.stepMs }; }");
         var labels = heap.GetProperty("labels").EnumerateArray().Select(l => l.GetString()).ToList();
