@@ -132,6 +132,7 @@ internal static class ApmHost
                 if (roles.HasFlag(ApmRoles.Api)) builder.Services.AddApmDashboard(config);
             }
 
+            builder.Services.AddSingleton<ICounterSource, ProcessCounterSource>();
             builder.Services.AddSingleton<CollectorMetrics>();
             builder.Services.AddSingleton<AggregatorMetrics>();
             if (roles.HasFlag(ApmRoles.Collector))
