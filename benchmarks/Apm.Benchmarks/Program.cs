@@ -23,14 +23,14 @@ internal static class Program
             case "load":
                 return LoadBenchmark.Run(rest);
             case "soak":
-                return LoadSoak.Run(rest);
+                return FleetSoak.Run(rest);
             default:
                 Console.Error.WriteLine("usage: Apm.Benchmarks collector|attach|hprof [args]");
                 Console.Error.WriteLine("  collector  CPU per JVM sample vs `jstat -gc`, and memory with 20 JVMs");
                 Console.Error.WriteLine("  attach     GC.finalizer_info through our client vs `jcmd`, safepoints added per sampling kind");
                 Console.Error.WriteLine("  hprof      full triage vs a plain read of the dump and vs VisualVM's heap library");
                 Console.Error.WriteLine("  load       one aggregator's sustained samples/s vs raw InfluxDB writes, and latency [--seconds N] [--jvms N]");
-                Console.Error.WriteLine("  soak       steady rate for --minutes N (default 60): memory trend and consumer lag [--rate N] [--aggregators N]");
+                Console.Error.WriteLine("  soak       every service in its own process at a steady rate for --minutes N (60): memory trends, lag [--rate N] [--aggregators N] [--rule-window MIN]");
                 return 2;
         }
     }

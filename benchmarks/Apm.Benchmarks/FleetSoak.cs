@@ -1,0 +1,411 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json;
+using Apm.Collector;
+using Apm.FleetSimulator;
+using Apm.Influx;
+using Apm.Kafka;
+using Apm.Testing;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Apm.Benchmarks;
+
+/// <summary>
+/// The hour-long soak of issue 7, with every Apm service in its own process as deployed:
+/// <list type="bullet">
+/// <item>this process runs librdkafka's mock Kafka cluster, a real influxd, and the fleet simulator publishing a steady
+/// rate through the collector's real publisher;</item>
+/// <item>N <c>apm aggregator</c> processes in one consumer group (rules on, their windows set by --rule-window);</item>
+/// <item>one <c>apm collector</c> process watching real fixture JVMs on this host (attach, finalizer and histogram
+/// sampling included);</item>
+/// <item>a real SMTP server (aiosmtpd) receiving the alert e-mails of the leaking simulated JVMs;</item>
+/// <item>one <c>apm server</c> (the dashboard and API), kept busy like an open browser: a fleet event stream and a JVM
+/// event stream read continuously, and the fleet page, a JVM page, the alerts page and /api/jvms fetched every 10 s.</item>
+/// </list>
+/// Every 30 s it reads each service's /metrics (resident memory, managed heap after the last full collection, consumer
+/// lag). At the end it fits a least-squares trend to each service's memory after the warm-up (the first third of the
+/// run, at least the rule window plus five minutes, when the rule windows fill), and prints a verdict: flat when the
+/// trend stays under 5 % of the service's level per hour (or 5 MB/h); lag bounded when the last reading is under three
+/// seconds of messages and no reading exceeds a minute's worth.
+/// Arguments: [--minutes N] (60) [--rate N] samples/s (500) [--jvms N] (5000) [--aggregators N] (1) [--rule-window MIN]
+/// (15; the old-generation and timer-retained windows) [--interval SECONDS] (30).
+/// </summary>
+public static class FleetSoak
+{
+    /// <summary>Runs the soak; returns 0 when every service's memory is flat and the lag bounded, else 1.</summary>
+    public static int Run(string[] args)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        var minutes = Arg(args, "--minutes", 60);
+        var rate = Arg(args, "--rate", 500);
+        var jvms = Arg(args, "--jvms", 5000);
+        var aggregators = Arg(args, "--aggregators", 1);
+        var ruleWindow = Arg(args, "--rule-window", 15);
+        var interval = Arg(args, "--interval", 30);
+        if (minutes < 1 || rate < 1 || jvms < 10 || aggregators is < 1 or > 6 || ruleWindow < 1 || interval < 2)
+        {
+            Console.Error.WriteLine("soak: --minutes >= 1, --rate >= 1, --jvms >= 10, --aggregators 1 to 6, --rule-window >= 1, --interval >= 2");
+            return 2;
+        }
+
+        return RunAsync(TimeSpan.FromMinutes(minutes), rate, jvms, aggregators, TimeSpan.FromMinutes(ruleWindow), TimeSpan.FromSeconds(interval))
+            .GetAwaiter().GetResult();
+    }
+
+    private static async Task<int> RunAsync(TimeSpan duration, int rate, int jvmCount, int aggregatorCount, TimeSpan ruleWindow, TimeSpan interval)
+    {
+        var work = Directory.CreateTempSubdirectory("apm-soak-");
+        var children = new List<Service>();
+        var jvms = new List<JavaFixture>();
+        try
+        {
+            await using var influx = await InfluxServer.StartAsync().ConfigureAwait(false);
+            using var smtp = await SmtpServer.StartNewAsync().ConfigureAwait(false);
+            using var kafka = EmbeddedKafkaCluster.Start(1);
+            TopicAdmin.EnsureTopics(kafka, ApmTopics.All, 6);
+            var kafkaOptions = new KafkaOptions { Partitions = 6 }.WithBootstrapServers(kafka.BootstrapServers);
+            var influxOptions = new InfluxOptions { Url = influx.Url, Database = "apm", Timeout = TimeSpan.FromMinutes(1) };
+            using (var setup = new InfluxWriter(influxOptions)) await setup.EnsureDatabaseAsync().ConfigureAwait(false);
+
+            var common = new Dictionary<string, string>
+            {
+                ["Apm__Kafka__BootstrapServers"] = kafka.BootstrapServers,
+                ["Apm__Kafka__EnsureTopics"] = "false",
+                ["Apm__Influx__Url"] = influx.Url.ToString(),
+                ["Apm__Influx__Database"] = "apm",
+                ["Apm__Smtp__Host"] = SmtpServer.Host,
+                ["Apm__Smtp__Port"] = smtp.Port.ToString(CultureInfo.InvariantCulture),
+                ["Apm__Smtp__From"] = "apm-soak@localhost",
+                ["Apm__Alerts__To"] = "oncall@localhost",
+            };
+            for (var i = 0; i < aggregatorCount; i++)
+            {
+                children.Add(Service.Start("aggregator" + (aggregatorCount > 1 ? "-" + (i + 1) : ""), "aggregator", work, common, new()
+                {
+                    ["Apm__Rules__OldGenGrowth__Window"] = ruleWindow.ToString("c", CultureInfo.InvariantCulture),
+                    ["Apm__Rules__TimerRetainedFinalizable__Window"] = ruleWindow.ToString("c", CultureInfo.InvariantCulture),
+                    // Heap dumps would go to simulated hosts that have no collector: the soak measures steady state.
+                    ["Apm__Alerts__HeapDumpRules"] = "",
+                }));
+            }
+
+            // Real JVMs for the collector: an idle service, one that finalizes steadily, one whose finalizer falls behind
+            // slowly. Small heaps: they run for the whole soak.
+            jvms.Add(JavaFixture.Start("IdleService", ["-Xmx64m", "-XX:+UseSerialGC"]));
+            jvms.Add(JavaFixture.Start("HealthyFinalizers", ["-Xmx64m", "-XX:+UseSerialGC"]));
+            jvms.Add(JavaFixture.Start("IdleService", ["-Xmx96m", "-XX:+UseG1GC"]));
+            foreach (var jvm in jvms) await jvm.WaitForPerfDataAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
+            children.Add(Service.Start("collector", "collector", work, common, new()
+            {
+                ["Apm__Collector__SampleInterval"] = "00:00:05",
+                ["Apm__Collector__FinalizerInterval"] = "00:00:15",
+                ["Apm__Collector__HistogramInterval"] = "00:02:00",
+            }));
+            var server = Service.Start("server", "server", work, common, new() { ["Apm__Dashboard__PollInterval"] = "00:00:02" });
+            children.Add(server);
+            foreach (var child in children) await child.WaitHealthyAsync(TimeSpan.FromSeconds(90)).ConfigureAwait(false);
+
+            var fleet = new Fleet(jvmCount, 5, 5, 20, DateTimeOffset.UtcNow, seed: 21);
+            var publisherMetrics = new CollectorMetrics();
+            using var publisher = new CollectorPublisher(kafkaOptions, new CollectorOptions { BufferMessages = 1_000_000, HostName = "fleet-simulator" },
+                publisherMetrics, NullLogger.Instance);
+            Console.WriteLine(Invariant($"soak: {rate:N0} samples/s from {jvmCount:N0} simulated JVMs and {jvms.Count} real ones for {duration.TotalMinutes:0} min; {aggregatorCount} aggregator process(es), a collector, a dashboard; rule windows {ruleWindow.TotalMinutes:0} min"));
+            using var stop = new CancellationTokenSource();
+            var run = Task.Factory.StartNew(() => FleetRunner.Run(fleet, publisher, rate, duration, stop.Token), TaskCreationOptions.LongRunning);
+            var browser = Task.Run(() => BrowseAsync(server.Http, stop.Token));
+
+            var clock = Stopwatch.StartNew();
+            var readings = new List<Reading>();
+            Console.WriteLine("time      " + string.Join("  ", children.Select(c => c.Name.PadLeft(24))) + "        lag  published");
+            Console.WriteLine("          " + string.Join("  ", children.Select(_ => "rss MB / live MB".PadLeft(24))));
+            while (!run.IsCompleted)
+            {
+                await Task.WhenAny(run, Task.Delay(interval)).ConfigureAwait(false);
+                if (children.FirstOrDefault(c => c.Process.HasExited) is { } dead)
+                {
+                    Console.Error.WriteLine($"soak: the {dead.Name} process exited with {dead.Process.ExitCode}:\n{dead.Output}");
+                    await stop.CancelAsync().ConfigureAwait(false);
+                    return 1;
+                }
+
+                var reading = new Reading(clock.Elapsed.TotalMinutes, [], 0, publisherMetrics.SamplesPublished);
+                foreach (var child in children) reading.Services[child.Name] = await child.ReadMetricsAsync().ConfigureAwait(false);
+                reading = reading with { Lag = children.Where(c => c.Role == "aggregator").Sum(c => reading.Services[c.Name].GetValueOrDefault("apm_aggregator_consumer_lag")) };
+                readings.Add(reading);
+                Console.WriteLine(Invariant($"{clock.Elapsed:hh\\:mm\\:ss}  ") + string.Join("  ", children.Select(c =>
+                    Invariant($"{Mb(reading.Services[c.Name], "apm_process_resident_memory_bytes"),8:F1} / {Mb(reading.Services[c.Name], "apm_process_managed_heap_after_full_gc_bytes"),6:F1}").PadLeft(24)))
+                    + Invariant($" {reading.Lag,10:N0} {reading.Published,10:N0}"));
+            }
+
+            var published = await run.ConfigureAwait(false);
+            await stop.CancelAsync().ConfigureAwait(false);
+            var pages = await browser.ConfigureAwait(false);
+            Console.WriteLine(Invariant($"alert e-mails received by the SMTP server: {smtp.Messages.Count:N0}"));
+            return Verdict(readings, children, duration, ruleWindow, rate, published, pages);
+        }
+        finally
+        {
+            foreach (var child in children) child.Dispose();
+            foreach (var jvm in jvms) jvm.Dispose();
+            try
+            {
+                work.Delete(recursive: true);
+            }
+            catch (IOException)
+            {
+                // A child may still be closing a file; the temp folder is left behind.
+            }
+        }
+    }
+
+    private static int Verdict(List<Reading> readings, List<Service> children, TimeSpan duration, TimeSpan ruleWindow, int rate,
+        FleetRunResult published, BrowseResult pages)
+    {
+        var warmUp = Math.Max(duration.TotalMinutes / 3, ruleWindow.TotalMinutes + 5);
+        var settled = readings.Where(r => r.Minutes >= warmUp).ToList();
+        Console.WriteLine();
+        Console.WriteLine(Invariant($"offered {published.SamplesPerSecond:N0} samples/s ({published.Samples:N0} samples); dashboard: {pages.Pages:N0} pages fetched, {pages.Failures:N0} failed, {pages.Events:N0} live events read"));
+        if (settled.Count < 4)
+        {
+            Console.WriteLine(Invariant($"too short: {settled.Count} readings after the {warmUp:F0}-minute warm-up; run longer (--minutes) for a verdict"));
+            return 1;
+        }
+
+        Console.WriteLine(Invariant($"memory trend from minute {warmUp:F0} to {settled[^1].Minutes:F0} ({settled.Count} readings), least squares:"));
+        var flat = true;
+        foreach (var child in children)
+        {
+            foreach (var (metric, label) in new[] { ("apm_process_resident_memory_bytes", "resident"), ("apm_process_managed_heap_after_full_gc_bytes", "live heap") })
+            {
+                var points = settled.Select(r => (r.Minutes, Mb(r.Services[child.Name], metric))).Where(p => p.Item2 > 0).ToList();
+                if (points.Count < 4)
+                {
+                    Console.WriteLine(Invariant($"  {child.Name,-14} {label,-10} no full collection in the window"));
+                    continue;
+                }
+
+                var slopePerHour = Slope(points) * 60;
+                var mean = points.Average(p => p.Item2);
+                var ok = Math.Abs(slopePerHour) < Math.Max(5, mean * 0.05);
+                // The verdict rests on the live heap; resident memory is printed for the operator (the runtime keeps
+                // freed pages for reuse, so it lags and overshoots the live set).
+                if (label == "live heap") flat &= ok;
+                Console.WriteLine(Invariant($"  {child.Name,-14} {label,-10} mean {mean,7:F1} MB  min {points.Min(p => p.Item2),7:F1}  max {points.Max(p => p.Item2),7:F1}  trend {slopePerHour,+7:+0.0;-0.0} MB/h  {(ok ? "flat" : "GROWING")}"));
+            }
+        }
+
+        var maxLag = readings.Max(r => r.Lag);
+        var lastLag = readings[^1].Lag;
+        var bounded = lastLag <= rate * 3L && maxLag <= rate * 60L;
+        Console.WriteLine(Invariant($"consumer lag: max {maxLag:N0} messages, last {lastLag:N0} (bounded: last under {rate * 3:N0}, max under {rate * 60:N0})"));
+        var pagesOk = pages.Pages > 0 && pages.Failures == 0 && pages.Events > 0;
+        Console.WriteLine($"verdict: memory {(flat ? "flat" : "GROWING")}, lag {(bounded ? "bounded" : "GROWING")}, dashboard {(pagesOk ? "served every page" : "FAILED pages")}");
+        return flat && bounded && pagesOk ? 0 : 1;
+    }
+
+    private sealed record BrowseResult(long Pages, long Failures, long Events);
+
+    /// <summary>What an open browser does: two event streams read continuously, four pages fetched every 10 s.</summary>
+    private static async Task<BrowseResult> BrowseAsync(HttpClient http, CancellationToken ct)
+    {
+        long pages = 0, failures = 0, events = 0;
+        string? jvmId = null;
+        async Task StreamAsync(Func<string?> query)
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                try
+                {
+                    var q = query();
+                    using var response = await http.GetAsync(new Uri("dashboard/events" + q, UriKind.Relative), HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
+                    using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false));
+                    while (await reader.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
+                    {
+                        if (line.StartsWith("event:", StringComparison.Ordinal)) Interlocked.Increment(ref events);
+                    }
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    return;
+                }
+                catch (Exception ex) when (ex is HttpRequestException or IOException)
+                {
+                    Interlocked.Increment(ref failures);
+                    await Task.Delay(1000, CancellationToken.None).ConfigureAwait(false);
+                }
+            }
+        }
+
+        var fleetStream = StreamAsync(() => "");
+        var jvmStream = StreamAsync(() => jvmId is null ? "" : "?jvm=" + Uri.EscapeDataString(jvmId));
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                var list = await http.GetFromJsonAsync<JsonElement>(new Uri("api/jvms", UriKind.Relative), ct).ConfigureAwait(false);
+                pages++;
+                var ids = list.EnumerateArray().Select(j => j.GetProperty("id").GetString()!).ToList();
+                if (ids.Count > 0) jvmId ??= ids[ids.Count / 2];
+                foreach (var path in new[] { "/", "alerts", jvmId is null ? "reports" : "jvm?id=" + Uri.EscapeDataString(jvmId) })
+                {
+                    using var response = await http.GetAsync(new Uri(path.TrimStart('/'), UriKind.Relative), ct).ConfigureAwait(false);
+                    _ = await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false);
+                    if (response.IsSuccessStatusCode) pages++;
+                    else failures++;
+                }
+
+                await Task.Delay(TimeSpan.FromSeconds(10), ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception ex) when (ex is HttpRequestException or IOException or JsonException or TaskCanceledException)
+            {
+                failures++;
+                Console.Error.WriteLine("soak: dashboard request failed: " + ex.Message);
+            }
+        }
+
+        await Task.WhenAll(fleetStream, jvmStream).ConfigureAwait(false);
+        return new BrowseResult(pages, failures, Interlocked.Read(ref events));
+    }
+
+    private sealed record Reading(double Minutes, Dictionary<string, Dictionary<string, long>> Services, long Lag, long Published);
+
+    /// <summary>One <c>apm</c> process: its role, its port, its output, its /metrics.</summary>
+    private sealed class Service : IDisposable
+    {
+        private readonly System.Text.StringBuilder _output = new();
+
+        private Service(string name, string role, Process process, Uri url)
+        {
+            Name = name;
+            Role = role;
+            Process = process;
+            Http = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(60) };
+            process.OutputDataReceived += (_, e) => Append(e.Data);
+            process.ErrorDataReceived += (_, e) => Append(e.Data);
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+        }
+
+        public string Name { get; }
+
+        public string Role { get; }
+
+        public Process Process { get; }
+
+        public HttpClient Http { get; }
+
+        public string Output { get { lock (_output) return _output.ToString(); } }
+
+        public static Service Start(string name, string role, DirectoryInfo work, Dictionary<string, string> common, Dictionary<string, string> own)
+        {
+            var port = FreePort.Next();
+            var url = new Uri(Invariant($"http://127.0.0.1:{port}/"));
+            var psi = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "apm.dll"), role])
+            {
+                UseShellExecute = false,
+                RedirectStandardOutput = true,
+                RedirectStandardError = true,
+            };
+            foreach (var (k, v) in common) psi.Environment[k] = v;
+            foreach (var (k, v) in own) psi.Environment[k] = v;
+            psi.Environment["ASPNETCORE_URLS"] = url.ToString().TrimEnd('/');
+            psi.Environment["Apm__DataDirectory"] = work.CreateSubdirectory(name).FullName;
+            psi.Environment["Logging__LogLevel__Default"] = "Warning";
+            return new Service(name, role, Process.Start(psi) ?? throw new InvalidOperationException("could not start apm " + role), url);
+        }
+
+        public async Task WaitHealthyAsync(TimeSpan timeout)
+        {
+            var deadline = DateTime.UtcNow + timeout;
+            while (DateTime.UtcNow < deadline)
+            {
+                if (Process.HasExited) throw new InvalidOperationException($"apm {Role} exited with {Process.ExitCode}:\n{Output}");
+                try
+                {
+                    using var response = await Http.GetAsync(new Uri("healthz", UriKind.Relative)).ConfigureAwait(false);
+                    if (response.IsSuccessStatusCode) return;
+                }
+                catch (HttpRequestException)
+                {
+                    // not listening yet
+                }
+
+                await Task.Delay(500).ConfigureAwait(false);
+            }
+
+            throw new TimeoutException($"apm {Role} was not healthy within {timeout}:\n{Output}");
+        }
+
+        /// <summary>The Prometheus text of /metrics as name → value (an empty map when the request failed).</summary>
+        public async Task<Dictionary<string, long>> ReadMetricsAsync()
+        {
+            var values = new Dictionary<string, long>(StringComparer.Ordinal);
+            try
+            {
+                var text = await Http.GetStringAsync(new Uri("metrics", UriKind.Relative)).ConfigureAwait(false);
+                foreach (var line in text.Split('\n'))
+                {
+                    if (line.Length == 0 || line[0] == '#') continue;
+                    var space = line.IndexOf(' ', StringComparison.Ordinal);
+                    if (space > 0 && long.TryParse(line.AsSpan(space + 1), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)) values[line[..space]] = v;
+                }
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+            {
+                Console.Error.WriteLine($"soak: {Name} /metrics failed: {ex.Message}");
+            }
+
+            return values;
+        }
+
+        public void Dispose()
+        {
+            Http.Dispose();
+            try
+            {
+                if (!Process.HasExited) Process.Kill(entireProcessTree: true);
+            }
+            catch (InvalidOperationException)
+            {
+                // exited meanwhile
+            }
+
+            Process.Dispose();
+        }
+
+        private void Append(string? line)
+        {
+            if (line is null) return;
+            lock (_output)
+            {
+                // Keep the tail only: a soak runs for an hour.
+                if (_output.Length > 64 * 1024) _output.Remove(0, _output.Length - 32 * 1024);
+                _output.AppendLine(line);
+            }
+        }
+    }
+
+    private static double Mb(Dictionary<string, long> metrics, string name) => metrics.GetValueOrDefault(name) / 1048576.0;
+
+    private static double Slope(List<(double X, double Y)> points)
+    {
+        var mx = points.Average(p => p.X);
+        var my = points.Average(p => p.Y);
+        var num = points.Sum(p => (p.X - mx) * (p.Y - my));
+        var den = points.Sum(p => (p.X - mx) * (p.X - mx));
+        return den == 0 ? 0 : num / den;
+    }
+
+    private static int Arg(string[] args, string name, int fallback)
+    {
+        var i = Array.IndexOf(args, name);
+        return i >= 0 && i + 1 < args.Length && int.TryParse(args[i + 1], NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) ? v : fallback;
+    }
+
+    private static string Invariant(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
+}
