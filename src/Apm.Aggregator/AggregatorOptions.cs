@@ -14,6 +14,12 @@ public sealed class AggregatorOptions
     /// <summary>...or when its oldest message waited this long.</summary>
     public TimeSpan BatchMaxDelay { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Batch writes running while the next batch is built. When this many are not yet stored, the aggregator stops
+    /// consuming until the oldest is (memory stays bounded at about this many batches plus one). 1 = write, then build.
+    /// </summary>
+    public int MaxWritesInFlight { get; set; } = 2;
+
     /// <summary>First wait after a failed batch write; doubles up to <see cref="RetryMaxDelay"/>, retried until stored.</summary>
     public TimeSpan RetryInitialDelay { get; set; } = TimeSpan.FromMilliseconds(500);
 

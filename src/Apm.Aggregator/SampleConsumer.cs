@@ -14,6 +14,9 @@ namespace Apm.Aggregator;
 /// One aggregator instance: a member of the consumer group on the samples topic. It decodes messages,
 /// writes their points to InfluxDB in batches and commits offsets only after the batch is stored
 /// (at-least-once; replays rewrite identical points). Undecodable messages go to the dead-letter topic.
+/// Writes run in the background while the next batch is built, at most <see cref="AggregatorOptions.MaxWritesInFlight"/>
+/// at a time (then consuming stops until the oldest is stored); offsets are committed in batch order, each batch's only
+/// once it and every earlier one are stored (<see cref="OrderedWrites"/>).
 /// <see cref="Run"/> blocks: call it on a dedicated thread.
 /// </summary>
 public sealed partial class SampleConsumer : IDisposable
@@ -21,7 +24,7 @@ public sealed partial class SampleConsumer : IDisposable
     private readonly AggregatorOptions _options;
     private readonly AggregatorMetrics _metrics;
     private readonly ILogger _logger;
-    private readonly Func<string, CancellationToken, Task> _write;
+    private readonly OrderedWrites _writes;
     private readonly IConsumer<string, byte[]> _consumer;
     private readonly IProducer<string, byte[]> _producer;
     private readonly AlertSink? _alerts;
@@ -44,7 +47,18 @@ public sealed partial class SampleConsumer : IDisposable
         _options = options;
         _metrics = metrics;
         _logger = logger;
-        _write = write;
+        _writes = new OrderedWrites(write, Math.Max(1, options.MaxWritesInFlight), options.RetryInitialDelay, options.RetryMaxDelay,
+            (points, delay, ex) =>
+            {
+                _metrics.WriteFailed();
+                LogWriteFailed(_logger, points, delay, ex.Message);
+            },
+            (points, ms) =>
+            {
+                _metrics.Written(points);
+                _metrics.LastBatchPoints = points;
+                _metrics.LastWriteMilliseconds = ms;
+            });
         _topic = topic ?? ApmTopics.Samples;
         _deadLetterTopic = deadLetterTopic ?? ApmTopics.DeadLetter;
         var config = kafka.CreateConsumerConfig(options.GroupId);
@@ -62,8 +76,9 @@ public sealed partial class SampleConsumer : IDisposable
             })
             .SetPartitionsRevokedHandler((c, parts) =>
             {
-                // Store what we hold before another member takes these partitions: no loss, no replay.
-                FlushBatch();
+                // Store what we hold (and every write in flight) before another member takes these partitions:
+                // no loss, no replay.
+                FlushAll();
                 foreach (var p in parts) _pending.Remove(p.TopicPartition);
                 _previous.Clear();
                 // Rule state of these partitions' JVMs moves to the new owner (which restores it from InfluxDB).
@@ -73,6 +88,8 @@ public sealed partial class SampleConsumer : IDisposable
             })
             .SetPartitionsLostHandler((_, parts) =>
             {
+                // Writes in flight go on (harmless), but the lost partitions' offsets are no longer ours to commit.
+                _writes.ForgetPartitions(parts.Select(p => p.TopicPartition).ToList());
                 _pending.Clear();
                 _batch.Clear();
                 _batchPoints = 0;
@@ -94,8 +111,18 @@ public sealed partial class SampleConsumer : IDisposable
         {
             while (!stoppingToken.IsCancellationRequested)
             {
+                CommitStored();
+                if (_writes.IsFull)
+                {
+                    // Backpressure: InfluxDB is slow or failing; hold nothing more in memory until the oldest write is stored.
+                    _writes.WaitForOldest(TimeSpan.FromMilliseconds(200), stoppingToken);
+                    continue;
+                }
+
                 var wait = _batchPoints == 0 ? TimeSpan.FromMilliseconds(200)
                     : _options.BatchMaxDelay - (DateTime.UtcNow - _batchStarted);
+                // Come back soon to commit a write that is stored meanwhile.
+                if (_writes.Count > 0 && wait > TimeSpan.FromMilliseconds(50)) wait = TimeSpan.FromMilliseconds(50);
                 ConsumeResult<string, byte[]>? result = null;
                 if (wait > TimeSpan.Zero)
                 {
@@ -112,14 +139,14 @@ public sealed partial class SampleConsumer : IDisposable
                 if (result is { IsPartitionEOF: false, Message: not null }) Handle(result);
                 if (_batchPoints >= _options.BatchMaxPoints || (_pending.Count > 0 && DateTime.UtcNow - _batchStarted >= _options.BatchMaxDelay))
                 {
-                    FlushBatch();
+                    SealBatch();
                 }
             }
 
         }
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
-            // Stopped while a batch was being retried: it was not committed, so it will be replayed.
+            // Stopped while waiting for a write (being retried): the writes go on during the grace period below.
         }
 
         // Shutting down: store and commit what we hold, within a grace period, then leave the group
@@ -128,18 +155,20 @@ public sealed partial class SampleConsumer : IDisposable
         _stopping = grace.Token;
         try
         {
-            FlushBatch();
+            FlushAll();
             _consumer.Close();
         }
         catch (OperationCanceledException)
         {
-            // InfluxDB did not take the last batch in time: it is uncommitted and will be replayed.
-            LogShutdownUnflushed(_logger, _batchPoints);
+            // InfluxDB did not take the last batches in time: they are uncommitted and will be replayed.
+            _writes.Cancel();
+            LogShutdownUnflushed(_logger, _writes.PointsHeld + _batchPoints);
         }
     }
 
     public void Dispose()
     {
+        _writes.Dispose();
         _consumer.Dispose();
         _producer.Flush(TimeSpan.FromSeconds(5));
         _producer.Dispose();
@@ -297,41 +326,31 @@ public sealed partial class SampleConsumer : IDisposable
         _producer.Produce(_deadLetterTopic, new Message<string, byte[]> { Key = result.Message.Key, Value = result.Message.Value, Headers = headers });
     }
 
-    private void FlushBatch()
+    /// <summary>
+    /// Hands the batch being built to the background writes (the caller checked there is room) and starts a new one.
+    /// A batch of dead letters only has no points but still queues its offsets, in order.
+    /// </summary>
+    private void SealBatch()
     {
         if (_pending.Count == 0) return;
-        if (_batchPoints > 0)
-        {
-            var text = _batch.ToString();
-            var delay = _options.RetryInitialDelay;
-            var started = System.Diagnostics.Stopwatch.GetTimestamp();
-            while (true)
-            {
-                _stopping.ThrowIfCancellationRequested();
-                try
-                {
-                    _write(text, _stopping).GetAwaiter().GetResult();
-                    break;
-                }
-                catch (Exception ex) when (ex is not OperationCanceledException)
-                {
-                    _metrics.WriteFailed();
-                    LogWriteFailed(_logger, _batchPoints, delay, ex.Message);
-                    _stopping.WaitHandle.WaitOne(delay);
-                    delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, _options.RetryMaxDelay.Ticks));
-                }
-            }
+        _writes.Submit(_batchPoints > 0 ? _batch.ToString() : string.Empty, _batchPoints, _pending.Values);
+        _pending.Clear();
+        _batch.Clear();
+        _batchPoints = 0;
+    }
 
-            _metrics.Written(_batchPoints);
-            _metrics.LastBatchPoints = _batchPoints;
-            _metrics.LastWriteMilliseconds = (long)System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-        }
+    /// <summary>Commits the offsets of the batches stored so far, in order (non-blocking apart from the producer flush).</summary>
+    private void CommitStored()
+    {
+        var offsets = _writes.TakeStoredOffsets();
+        if (offsets.Count == 0) return;
 
-        // Dead letters and alert transitions must be durable before their offsets are committed.
+        // Dead letters and alert transitions must be durable before their offsets are committed (this flushes the
+        // ones of later batches too: harmless).
         while (_producer.Flush(TimeSpan.FromSeconds(1)) > 0) _stopping.ThrowIfCancellationRequested();
         try
         {
-            _consumer.Commit(_pending.Values);
+            _consumer.Commit(offsets);
             _metrics.Committed();
             _metrics.ConsumerLag = Lag();
         }
@@ -340,10 +359,28 @@ public sealed partial class SampleConsumer : IDisposable
             // The points are stored; an uncommitted offset only means a harmless replay.
             LogCommitFailed(_logger, ex.Error.Reason);
         }
+    }
 
-        _pending.Clear();
-        _batch.Clear();
-        _batchPoints = 0;
+    /// <summary>
+    /// Seals the current batch, waits until it and every write in flight are stored (retrying; throws when
+    /// <see cref="_stopping"/> fires first) and commits them all. Before a revocation and at shutdown.
+    /// </summary>
+    private void FlushAll()
+    {
+        if (_pending.Count > 0)
+        {
+            // Room for the current batch: wait for the oldest writes first (the window stays bounded).
+            while (_writes.IsFull)
+            {
+                _writes.WaitForOldest(Timeout.InfiniteTimeSpan, _stopping);
+                CommitStored();
+            }
+
+            SealBatch();
+        }
+
+        _writes.WaitForAll(_stopping);
+        CommitStored();
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Restored {Count} firing alerts from InfluxDB")]
