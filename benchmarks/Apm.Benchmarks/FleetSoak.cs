@@ -141,7 +141,10 @@ public static class FleetSoak
             var published = await run.ConfigureAwait(false);
             await stop.CancelAsync().ConfigureAwait(false);
             var pages = await browser.ConfigureAwait(false);
-            Console.WriteLine(Invariant($"alert e-mails received by the SMTP server: {smtp.Messages.Count:N0}"));
+            var mails = smtp.Messages;
+            var kinds = mails.GroupBy(m => System.Text.RegularExpressions.Regex.Match(m.Subject, @"(FIRING|RESOLVED)\W+(\w+)") is { Success: true } k ? k.Groups[1].Value + " " + k.Groups[2].Value : "other")
+                .OrderByDescending(g => g.Count()).Select(g => Invariant($"{g.Key} {g.Count():N0}"));
+            Console.WriteLine(Invariant($"alert e-mails received by the SMTP server: {mails.Count:N0} ({string.Join(", ", kinds)}); {mails.Select(m => m.Subject[(m.Subject.IndexOf(" on ", StringComparison.Ordinal) + 1)..]).Distinct().Count():N0} distinct JVMs"));
             return Verdict(readings, children, duration, ruleWindow, rate, published, pages);
         }
         finally
@@ -176,21 +179,29 @@ public static class FleetSoak
         var flat = true;
         foreach (var child in children)
         {
-            foreach (var (metric, label) in new[] { ("apm_process_resident_memory_bytes", "resident"), ("apm_process_managed_heap_after_full_gc_bytes", "live heap") })
+            foreach (var (metric, name) in new[] { ("apm_process_resident_memory_bytes", "resident"), ("apm_process_managed_heap_after_full_gc_bytes", "live heap") })
             {
+                var label = name;
                 var points = settled.Select(r => (r.Minutes, Mb(r.Services[child.Name], metric))).Where(p => p.Item2 > 0).ToList();
+                if (points.Count < 4 && label == "live heap")
+                {
+                    // A quiet process may go the whole window without a full collection: the heap at its last
+                    // collection (live set plus garbage not yet collected) is the next best view.
+                    label = "heap";
+                    points = settled.Select(r => (r.Minutes, Mb(r.Services[child.Name], "apm_process_managed_heap_bytes"))).Where(p => p.Item2 > 0).ToList();
+                }
+
                 if (points.Count < 4)
                 {
-                    Console.WriteLine(Invariant($"  {child.Name,-14} {label,-10} no full collection in the window"));
+                    Console.WriteLine(Invariant($"  {child.Name,-14} {label,-10} too few readings"));
+                    flat = false;
                     continue;
                 }
 
                 var slopePerHour = Slope(points) * 60;
                 var mean = points.Average(p => p.Item2);
                 var ok = Math.Abs(slopePerHour) < Math.Max(5, mean * 0.05);
-                // The verdict rests on the live heap; resident memory is printed for the operator (the runtime keeps
-                // freed pages for reuse, so it lags and overshoots the live set).
-                if (label == "live heap") flat &= ok;
+                flat &= ok;
                 Console.WriteLine(Invariant($"  {child.Name,-14} {label,-10} mean {mean,7:F1} MB  min {points.Min(p => p.Item2),7:F1}  max {points.Max(p => p.Item2),7:F1}  trend {slopePerHour,+7:+0.0;-0.0} MB/h  {(ok ? "flat" : "GROWING")}"));
             }
         }
