@@ -9,7 +9,8 @@ namespace Apm.Benchmarks;
 /// Full heap triage vs a plain sequential read of the same dump vs VisualVM's heap library computing retained
 /// sizes, on dumps made by the CancelTimerLeak fixture. Args: "100mb" (default), "1gb", or statements:bufferBytes
 /// pairs; add "--no-visualvm" to skip the VisualVM run (its time grows with the square of the Finalizer chain, so
-/// it is skipped by default above 60,000 statements). Prints times, peak memory (private and file-backed pages
+/// it is skipped by default above 60,000 statements); "--dumps=DIR" keeps the dumps in DIR and reuses one that is
+/// already there (for repeated runs: making the 1 GB dump takes minutes). Prints times, peak memory (private and file-backed pages
 /// apart, see <see cref="MemorySampler"/>) and ratios.
 /// </summary>
 public static class HprofBenchmark
@@ -27,14 +28,16 @@ public static class HprofBenchmark
             _ => (Statements: int.Parse(a.Split(':')[0], CultureInfo.InvariantCulture), Buffer: int.Parse(a.Split(':')[1], CultureInfo.InvariantCulture)),
         }).ToList();
         if (sizes.Count == 0) sizes.Add((20_000, 4096));
-        var dir = Directory.CreateTempSubdirectory("apm-hprof-bench-").FullName;
+        var keep = args.FirstOrDefault(a => a.StartsWith("--dumps=", StringComparison.Ordinal))?["--dumps=".Length..];
+        var dir = keep ?? Directory.CreateTempSubdirectory("apm-hprof-bench-").FullName;
+        if (keep != null) Directory.CreateDirectory(keep);
         try
         {
             foreach (var (statements, buffer) in sizes) RunOne(dir, statements, buffer, visualVm && statements <= 60_000);
         }
         finally
         {
-            Directory.Delete(dir, true);
+            if (keep == null) Directory.Delete(dir, true);
         }
 
         return 0;
@@ -42,11 +45,19 @@ public static class HprofBenchmark
 
     private static void RunOne(string dir, int statements, int buffer, bool runVisualVm)
     {
-        var dump = Path.Combine(dir, FormattableString.Invariant($"ct-{statements}.hprof"));
-        using (var jvm = JavaFixture.Start("CancelTimerLeak", ["-Xmx3g"], [statements.ToString(CultureInfo.InvariantCulture), buffer.ToString(CultureInfo.InvariantCulture)]))
+        var dump = Path.Combine(dir, FormattableString.Invariant($"ct-{statements}-{buffer}.hprof"));
+        if (!File.Exists(dump))
         {
-            jvm.WaitForOutputAsync("READY", TimeSpan.FromMinutes(10)).GetAwaiter().GetResult();
-            jvm.Jcmd("GC.heap_dump", dump);
+            // Written under another name first, so that an interrupted run leaves no partial dump to reuse.
+            var partial = dump + ".partial";
+            File.Delete(partial);
+            using (var jvm = JavaFixture.Start("CancelTimerLeak", ["-Xmx3g"], [statements.ToString(CultureInfo.InvariantCulture), buffer.ToString(CultureInfo.InvariantCulture)]))
+            {
+                jvm.WaitForOutputAsync("READY", TimeSpan.FromMinutes(10)).GetAwaiter().GetResult();
+                jvm.Jcmd("GC.heap_dump", partial);
+            }
+
+            File.Move(partial, dump);
         }
 
         long size = new FileInfo(dump).Length;
@@ -80,12 +91,17 @@ public static class HprofBenchmark
             GC.Collect();
             GC.WaitForPendingFinalizers();
             using var sampler = MemorySampler.Start();
+            long jitMethods = System.Runtime.JitInfo.GetCompiledMethodCount();
+            var jitTime = System.Runtime.JitInfo.GetCompilationTime();
             sw.Restart();
             var result = HeapTriage.Run(dump);
             var elapsed = sw.Elapsed;
+            jitMethods = System.Runtime.JitInfo.GetCompiledMethodCount() - jitMethods;
+            jitTime = System.Runtime.JitInfo.GetCompilationTime() - jitTime;
             var peak = sampler.Stop();
             if (run == 1) triage = elapsed;
             Console.WriteLine(FormattableString.Invariant($"triage run {run}{(run == 1 ? " (cold JIT)" : " (warm JIT)")}: {elapsed.TotalSeconds:F3} s, ratio to plain read {elapsed / plainRead:F1}x (aim: <= 4), {result.Findings.Count} findings"));
+            Console.WriteLine(FormattableString.Invariant($"  JIT during the triage: {jitMethods} methods compiled in {jitTime.TotalMilliseconds:F0} ms (all threads)"));
             Console.WriteLine("  steps: " + string.Join(", ", result.Timings.Select(t => FormattableString.Invariant($"{t.Step} {t.Elapsed.TotalMilliseconds:F0} ms"))));
             Console.WriteLine(FormattableString.Invariant($"  peak memory: private (RssAnon) {peak.AnonBytes / 1e6:F0} MB = {(double)peak.AnonBytes / size:F2} x dump (aim: < 1); mapped file pages (RssFile) {peak.FileBytes / 1e6:F0} MB; before the triage {sampler.Before.AnonBytes / 1e6:F0} MB private, {sampler.Before.FileBytes / 1e6:F0} MB file; process peak RSS (VmHWM, both) {peak.HwmBytes / 1e6:F0} MB = {(double)peak.HwmBytes / size:F2} x dump; managed heap {peak.ManagedBytes / 1e6:F0} MB"));
         }

@@ -30,11 +30,18 @@ public sealed class HeapAnalyses
     private int[]? _rootTree;
 
     public HeapAnalyses(HeapGraph graph, DominatorTree dominators)
+        : this(graph, dominators, null)
+    {
+    }
+
+    /// <summary>With the leak suspects' tree from the GC roots (<see cref="PathFinder.TreeFromGcRoots"/>) already built.</summary>
+    internal HeapAnalyses(HeapGraph graph, DominatorTree dominators, int[]? rootTree)
     {
         ArgumentNullException.ThrowIfNull(graph);
         ArgumentNullException.ThrowIfNull(dominators);
         _g = graph;
         _d = dominators;
+        _rootTree = rootTree;
         _byClass = dominators.RetainedSizeByClass(graph);
     }
 
@@ -51,22 +58,23 @@ public sealed class HeapAnalyses
     /// <summary>True for objects that are the referent of a java.lang.ref.Finalizer (registered for finalization).</summary>
     public bool IsFinalizable(int obj) => Finalizable()[obj];
 
+    private bool[] Finalizable() => _finalizable ??= FinalizableTable(_g);
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private bool[] Finalizable()
+    private static bool[] FinalizableTable(HeapGraph g)
     {
-        if (_finalizable != null) return _finalizable;
-        var result = new bool[_g.ObjectCount];
-        var fc = _g.FindClassByName("java.lang.ref.Finalizer");
-        if (fc == null) return _finalizable = result;
-        var (refs, referents) = _g.ReferencePairs;
+        var result = new bool[g.ObjectCount];
+        var fc = g.FindClassByName("java.lang.ref.Finalizer");
+        if (fc == null) return result;
+        var (refs, referents) = g.ReferencePairs;
         var r = refs.Span;
         var t = referents.Span;
         for (int i = 0; i < r.Length; i++)
         {
-            if (_g.GetClassIndex(r[i]) == fc.Index) result[t[i]] = true;
+            if (g.GetClassIndex(r[i]) == fc.Index) result[t[i]] = true;
         }
 
-        return _finalizable = result;
+        return result;
     }
 
     /// <summary>Leak suspects: accumulation points retaining a large share of the heap, and classes that do.</summary>
@@ -223,25 +231,38 @@ public sealed class HeapAnalyses
     }
 
     /// <summary>Timer threads, their queues and what cancelled tasks keep alive (including finalizable objects).</summary>
+    public (IReadOnlyList<TimerRow> Rows, IReadOnlyList<Finding> Findings) Timers(CancellationToken ct = default) =>
+        Timers(ScanTimers(_g, Finalizable(), ct));
+
+    /// <summary>
+    /// The part of <see cref="Timers(CancellationToken)"/> that needs no dominator tree: walks every timer's queue,
+    /// reading each task from the file, and finds the paths. <see cref="HeapTriage"/> runs it on a second thread
+    /// while the dominators are computed. Cost: one read per queued task, one breadth-first search per finding.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public (IReadOnlyList<TimerRow> Rows, IReadOnlyList<Finding> Findings) Timers(CancellationToken ct = default)
+    public static TimerScan ScanTimers(HeapGraph graph, CancellationToken ct = default)
     {
-        var ttc = _g.FindClassByName("java.util.TimerThread");
-        if (ttc == null) return ([], []);
-        var rows = new List<TimerRow>();
-        var findings = new List<Finding>();
-        var finalizable = Finalizable();
-        var isTimerThread = SubclassTable(ttc);
+        ArgumentNullException.ThrowIfNull(graph);
+        return ScanTimers(graph, FinalizableTable(graph), ct);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static TimerScan ScanTimers(HeapGraph g, bool[] finalizable, CancellationToken ct)
+    {
+        var threads = new List<TimerScan.ThreadScan>();
+        var ttc = g.FindClassByName("java.util.TimerThread");
+        if (ttc == null) return new TimerScan(g, threads);
+        var isTimerThread = SubclassTable(g, ttc);
         var near = new List<int>();
-        for (int t = 0; t < _g.ObjectCount; t++)
+        for (int t = 0; t < g.ObjectCount; t++)
         {
-            if (!isTimerThread[_g.GetClassIndex(t)] || _g.GetKind(t) != HeapObjectKind.Instance) continue;
+            if (!isTimerThread[g.GetClassIndex(t)] || g.GetKind(t) != HeapObjectKind.Instance) continue;
             ct.ThrowIfCancellationRequested();
-            var threadName = _g.ReadString(_g.ReadObjectField(t, "name")) ?? "?";
-            int queue = _g.ReadObjectField(t, "queue", "java.util.TimerThread");
-            int array = queue >= 0 ? _g.ReadObjectField(queue, "queue") : -1;
-            int size = queue >= 0 ? (int)_g.ReadPrimitiveField(queue, "size") : 0;
-            if (array >= 0) size = Math.Clamp(size, 0, Math.Max(0, _g.GetArrayLength(array) - 1));
+            var threadName = g.ReadString(g.ReadObjectField(t, "name")) ?? "?";
+            int queue = g.ReadObjectField(t, "queue", "java.util.TimerThread");
+            int array = queue >= 0 ? g.ReadObjectField(queue, "queue") : -1;
+            int size = queue >= 0 ? (int)g.ReadPrimitiveField(queue, "size") : 0;
+            if (array >= 0) size = Math.Clamp(size, 0, Math.Max(0, g.GetArrayLength(array) - 1));
             int cancelled = 0;
             long earliest = long.MaxValue, latest = long.MinValue;
             var taskClassCounts = new Dictionary<int, int>();
@@ -251,81 +272,105 @@ public sealed class HeapAnalyses
             var retained = new Dictionary<(int TaskClass, int RetainedClass), (int Tasks, List<int> Objects)>();
             for (int slot = 1; slot <= size; slot++)
             {
-                if ((slot & ResidentCheck) == 0) _g.TrimResidentPages();
-                int task = _g.ReadArrayElement(array, slot);
+                if ((slot & ResidentCheck) == 0) g.TrimResidentPages();
+                int task = g.ReadArrayElement(array, slot);
                 if (task < 0) continue;
-                int taskClass = _g.GetClassIndex(task);
+                int taskClass = g.GetClassIndex(task);
                 taskClassCounts[taskClass] = taskClassCounts.GetValueOrDefault(taskClass) + 1;
                 if (taskClass != fieldsOf)
                 {
                     // Tasks are of few classes: find the two fields once per class, not by name per task.
-                    hasNext = _g.TryFindField(taskClass, "nextExecutionTime", out nextField);
-                    hasState = _g.TryFindField(taskClass, "state", out stateField);
+                    hasNext = g.TryFindField(taskClass, "nextExecutionTime", out nextField);
+                    hasState = g.TryFindField(taskClass, "state", out stateField);
                     fieldsOf = taskClass;
                 }
 
-                if (_g.GetKind(task) != HeapObjectKind.Instance) continue;
-                long due = hasNext ? _g.ReadField(task, nextField) : 0;
+                if (g.GetKind(task) != HeapObjectKind.Instance) continue;
+                long due = hasNext ? g.ReadField(task, nextField) : 0;
                 earliest = Math.Min(earliest, due);
                 latest = Math.Max(latest, due);
-                if (!hasState || _g.ReadField(task, stateField) != TimerTaskCancelled) continue;
+                if (!hasState || g.ReadField(task, stateField) != TimerTaskCancelled) continue;
                 cancelled++;
-                FinalizableNear(task, finalizable, near);
+                FinalizableNear(g, task, finalizable, near);
                 for (int h = 0; h < near.Count; h++)
                 {
                     int held = near[h];
                     if (near.IndexOf(held, 0, h) >= 0) continue;
-                    var key = (taskClass, _g.GetClassIndex(held));
+                    var key = (taskClass, g.GetClassIndex(held));
                     if (!retained.TryGetValue(key, out var e)) retained[key] = e = (0, []);
                     e.Objects.Add(held);
                     retained[key] = (e.Tasks + 1, e.Objects);
                 }
             }
 
-            var taskClasses = taskClassCounts.Select(kv => new KeyValuePair<string, int>(_g.Classes[kv.Key].Name, kv.Value)).ToList();
-
-            rows.Add(new TimerRow(
-                threadName,
-                ThreadState(t),
-                size,
-                cancelled,
-                earliest == long.MaxValue ? 0 : earliest,
-                latest == long.MinValue ? 0 : latest,
-                array >= 0 ? _d.GetRetainedSize(array) : 0,
-                [.. taskClasses.OrderByDescending(kv => kv.Value)]));
-
-            if (cancelled >= 100 || size >= 1000)
-            {
-                findings.Add(new Finding(
-                    FindingKinds.Timers,
-                    FormattableString.Invariant($"Timer thread \"{threadName}\" holds {size} tasks, {cancelled} of them cancelled but still queued; due times span {TimeSpan.FromMilliseconds(Math.Max(0, latest - earliest))}"),
-                    array >= 0 ? _d.GetRetainedSize(array) : 0,
-                    size,
-                    [.. taskClasses.OrderByDescending(kv => kv.Value).Take(5).Select(kv => kv.Key)],
-                    PathTo(t, array),
-                    [new("cancelled tasks", cancelled.ToString(CultureInfo.InvariantCulture)), new("thread state", ThreadState(t))]));
-            }
-
+            var taskClasses = taskClassCounts.Select(kv => new KeyValuePair<string, int>(g.Classes[kv.Key].Name, kv.Value)).OrderByDescending(kv => kv.Value).ToList();
+            var groups = new List<TimerScan.RetainedGroup>();
             foreach (var ((taskCls, heldCls), (tasks, objects)) in retained.OrderByDescending(kv => kv.Value.Objects.Count))
             {
                 var distinct = objects.Distinct().ToList();
                 if (distinct.Count < TimerRetainedThreshold) continue;
+                groups.Add(new TimerScan.RetainedGroup(taskCls, heldCls, tasks, distinct, PathTo(g, t, distinct[0])));
+            }
+
+            bool finding = cancelled >= 100 || size >= 1000;
+            threads.Add(new TimerScan.ThreadScan(t, threadName, ThreadState(g, t), size, array, cancelled, earliest, latest, taskClasses, finding ? PathTo(g, t, array) : [], groups));
+        }
+
+        return new TimerScan(g, threads);
+    }
+
+    /// <summary>Finishes <see cref="ScanTimers(HeapGraph, CancellationToken)"/> with this tree's retained sizes.</summary>
+    public (IReadOnlyList<TimerRow> Rows, IReadOnlyList<Finding> Findings) Timers(TimerScan scan)
+    {
+        ArgumentNullException.ThrowIfNull(scan);
+        if (!ReferenceEquals(scan.Graph, _g)) throw new ArgumentException("the scan is of another graph", nameof(scan));
+        var rows = new List<TimerRow>();
+        var findings = new List<Finding>();
+        foreach (var ts in scan.Threads)
+        {
+            int t = ts.Thread;
+            string threadName = ts.Name;
+            long arrayRetained = ts.Array >= 0 ? _d.GetRetainedSize(ts.Array) : 0;
+            rows.Add(new TimerRow(
+                threadName,
+                ts.State,
+                ts.Size,
+                ts.Cancelled,
+                ts.Earliest == long.MaxValue ? 0 : ts.Earliest,
+                ts.Latest == long.MinValue ? 0 : ts.Latest,
+                arrayRetained,
+                ts.TaskClasses));
+
+            if (ts.Cancelled >= 100 || ts.Size >= 1000)
+            {
+                findings.Add(new Finding(
+                    FindingKinds.Timers,
+                    FormattableString.Invariant($"Timer thread \"{threadName}\" holds {ts.Size} tasks, {ts.Cancelled} of them cancelled but still queued; due times span {TimeSpan.FromMilliseconds(Math.Max(0, ts.Latest - ts.Earliest))}"),
+                    arrayRetained,
+                    ts.Size,
+                    [.. ts.TaskClasses.Take(5).Select(kv => kv.Key)],
+                    ts.PathToQueue,
+                    [new("cancelled tasks", ts.Cancelled.ToString(CultureInfo.InvariantCulture)), new("thread state", ts.State)]));
+            }
+
+            foreach (var grp in ts.Retained)
+            {
+                var distinct = grp.Objects;
                 long bytes = distinct.Sum(_d.GetRetainedSize);
-                var sample = distinct[0];
-                var taskName = _g.Classes[taskCls].Name;
-                var heldName = _g.Classes[heldCls].Name;
+                var taskName = _g.Classes[grp.TaskClass].Name;
+                var heldName = _g.Classes[grp.HeldClass].Name;
                 findings.Add(new Finding(
                     FindingKinds.TimerRetainedFinalizable,
-                    FormattableString.Invariant($"Timer thread \"{threadName}\" keeps {distinct.Count} finalizable {heldName} alive through {tasks} cancelled {taskName} tasks ({bytes} bytes retained)"),
+                    FormattableString.Invariant($"Timer thread \"{threadName}\" keeps {distinct.Count} finalizable {heldName} alive through {grp.Tasks} cancelled {taskName} tasks ({bytes} bytes retained)"),
                     bytes,
                     distinct.Count,
                     [heldName, taskName, _g.GetClass(t).Name],
-                    PathTo(t, sample),
+                    grp.PathToSample,
                     [
                         new("timer thread", threadName),
                         new("task class", taskName),
                         new("retained finalizable class", heldName),
-                        new("cancelled tasks", tasks.ToString(CultureInfo.InvariantCulture)),
+                        new("cancelled tasks", grp.Tasks.ToString(CultureInfo.InvariantCulture)),
                         new("why", "a cancelled TimerTask stays in the timer's queue until its due time, keeping what it references (and their Finalizer registrations) alive"),
                     ]));
             }
@@ -338,19 +383,19 @@ public sealed class HeapAnalyses
     private int[] RootTree(CancellationToken ct) => _rootTree ??= PathFinder.TreeFromGcRoots(_g, ct);
 
     /// <summary>True per class index for <paramref name="ancestor"/> and its subclasses (one walk per class, not per object).</summary>
-    private bool[] SubclassTable(HeapClass ancestor)
+    private static bool[] SubclassTable(HeapGraph g, HeapClass ancestor)
     {
-        var table = new bool[_g.Classes.Count];
-        foreach (var c in _g.Classes) table[c.Index] = _g.IsSubclassOf(c, ancestor);
+        var table = new bool[g.Classes.Count];
+        foreach (var c in g.Classes) table[c.Index] = g.IsSubclassOf(c, ancestor);
         return table;
     }
 
     /// <summary>Finalizable objects within two strong hops of a task (into <paramref name="found"/>, cleared first), not looking past a finalizable object.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private void FinalizableNear(int task, bool[] finalizable, List<int> found)
+    private static void FinalizableNear(HeapGraph g, int task, bool[] finalizable, List<int> found)
     {
         found.Clear();
-        foreach (var a in _g.GetReferences(task))
+        foreach (var a in g.GetReferences(task))
         {
             if (finalizable[a])
             {
@@ -358,19 +403,19 @@ public sealed class HeapAnalyses
                 continue;
             }
 
-            if (_g.GetKind(a) != HeapObjectKind.Instance) continue;
-            foreach (var b in _g.GetReferences(a))
+            if (g.GetKind(a) != HeapObjectKind.Instance) continue;
+            foreach (var b in g.GetReferences(a))
             {
                 if (finalizable[b] && b != task) found.Add(b);
             }
         }
     }
 
-    private IReadOnlyList<PathStep> PathTo(int thread, int target)
+    private static IReadOnlyList<PathStep> PathTo(HeapGraph g, int thread, int target)
     {
         if (target < 0) return [];
-        var path = PathFinder.Shortest(_g, [thread], v => v == target);
-        return path == null ? [] : PathFinder.Describe(_g, path);
+        var path = PathFinder.Shortest(g, [thread], v => v == target);
+        return path == null ? [] : PathFinder.Describe(g, path);
     }
 
     private int StaticObject(HeapClass cls, string name)
@@ -438,13 +483,15 @@ public sealed class HeapAnalyses
     }
 
     /// <summary>java.lang.Thread.State from the JVMTI bits in Thread.threadStatus (JDK 17; holder.threadStatus later).</summary>
-    private string ThreadState(int thread)
+    private string ThreadState(int thread) => ThreadState(_g, thread);
+
+    private static string ThreadState(HeapGraph g, int thread)
     {
-        long status = _g.ReadPrimitiveField(thread, "threadStatus", -1);
+        long status = g.ReadPrimitiveField(thread, "threadStatus", -1);
         if (status < 0)
         {
-            int holder = _g.ReadObjectField(thread, "holder");
-            status = holder >= 0 ? _g.ReadPrimitiveField(holder, "threadStatus", -1) : -1;
+            int holder = g.ReadObjectField(thread, "holder");
+            status = holder >= 0 ? g.ReadPrimitiveField(holder, "threadStatus", -1) : -1;
         }
 
         if (status < 0) return "unknown";

@@ -11,7 +11,7 @@ namespace Apm.Hprof.Analysis;
 public static class HeapTriage
 {
     /// <summary>Names of the steps, in order, for progress displays.</summary>
-    public static readonly IReadOnlyList<string> Steps = ["open", "index: metadata", "index: positions", "index: references", "dominators", "analyses", "analyses: timers", "analyses: finalizers", "analyses: leak suspects", "analyses: tables"];
+    public static readonly IReadOnlyList<string> Steps = ["open", "index: metadata", "index: positions", "index: references", "dominators", "analyses: waiting for the timer scan", "analyses", "analyses: timers", "analyses: finalizers", "analyses: leak suspects", "analyses: tables"];
 
     /// <summary>Runs a full triage of <paramref name="path"/>. Memory: the index (about 30 bytes per object) plus the dominator arrays.</summary>
     public static TriageResult Run(string path, Action<string, double>? progress = null, CancellationToken ct = default)
@@ -34,11 +34,49 @@ public static class HeapTriage
         progress?.Invoke("open", 0);
         using var graph = HeapGraph.Build(HprofFile.Open(path), Report, ct);
         Report("dominators", 0);
-        var dom = DominatorTree.Compute(graph, ct);
+        // What needs the graph but no dominator tree (the timer queues, read task by task from the file, and the
+        // breadth-first tree from the GC roots for the leak-suspect paths) runs on a second thread meanwhile.
+        var besideTime = Stopwatch.StartNew();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var beside = Task.Run(
+            () =>
+            {
+                var scan = HeapAnalyses.ScanTimers(graph, stop.Token);
+                var tree = PathFinder.TreeFromGcRoots(graph, stop.Token);
+                besideTime.Stop();
+                return (scan, tree);
+            },
+            stop.Token);
+        DominatorTree dom;
+        TimerScan timerScan;
+        int[] rootTree;
+        try
+        {
+            dom = DominatorTree.Compute(graph, ct);
+            Report("analyses: waiting for the timer scan", 0);
+            (timerScan, rootTree) = beside.GetAwaiter().GetResult();
+        }
+        finally
+        {
+            // Never leave the other thread reading the mapping after it is closed.
+            if (!beside.IsCompleted)
+            {
+                stop.Cancel();
+                try
+                {
+                    beside.Wait(CancellationToken.None);
+                }
+                catch (AggregateException)
+                {
+                    // The first failure is the one to report.
+                }
+            }
+        }
+
         Report("analyses", 0);
-        var analyses = new HeapAnalyses(graph, dom);
+        var analyses = new HeapAnalyses(graph, dom, rootTree);
         Report("analyses: timers", 0);
-        var (timerRows, timerFindings) = analyses.Timers(ct);
+        var (timerRows, timerFindings) = analyses.Timers(timerScan);
         Report("analyses: finalizers", 0);
         var (finalizerRows, finalizerThread, finalizerFinding) = analyses.Finalizers();
         Report("analyses: leak suspects", 0);
@@ -62,6 +100,7 @@ public static class HeapTriage
             dom.ReachableSize);
         var result = new TriageResult(summary, findings, analyses.ClassTable(50), finalizerRows, finalizerThread, timerRows, analyses.Threads(), analyses.DominatorTop(8, 4), timings);
         Report("done", 1);
+        timings.Add(new StepTiming("(beside dominators: timer scan, tree from GC roots)", besideTime.Elapsed));
         return result;
     }
 }

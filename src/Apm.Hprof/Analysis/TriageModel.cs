@@ -92,3 +92,35 @@ public sealed record TriageResult(
     IReadOnlyList<ThreadRow> Threads,
     IReadOnlyList<DominatorNode> DominatorTree,
     IReadOnlyList<StepTiming> Timings);
+
+/// <summary>
+/// What <see cref="HeapAnalyses.ScanTimers"/> found before any retained size is known: per timer thread its queue,
+/// the tasks' classes and due times, and the finalizable objects its cancelled tasks hold, with the paths.
+/// </summary>
+public sealed class TimerScan
+{
+    internal TimerScan(Graph.HeapGraph graph, IReadOnlyList<ThreadScan> threads)
+    {
+        Graph = graph;
+        Threads = threads;
+    }
+
+    internal Graph.HeapGraph Graph { get; }
+
+    internal IReadOnlyList<ThreadScan> Threads { get; }
+
+    internal sealed record RetainedGroup(int TaskClass, int HeldClass, int Tasks, List<int> Objects, IReadOnlyList<Graph.PathStep> PathToSample);
+
+    internal sealed record ThreadScan(
+        int Thread,
+        string Name,
+        string State,
+        int Size,
+        int Array,
+        int Cancelled,
+        long Earliest,
+        long Latest,
+        IReadOnlyList<KeyValuePair<string, int>> TaskClasses,
+        IReadOnlyList<Graph.PathStep> PathToQueue,
+        IReadOnlyList<RetainedGroup> Retained);
+}

@@ -237,191 +237,299 @@ internal static class HeapGraphBuilder
 
     private static int Align8(long size) => (int)Math.Min(int.MaxValue, (size + 7) & ~7L);
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    /// <summary>Below this many objects the reference pass runs on one thread (a second one costs more than it saves).</summary>
+    private const int ParallelIndexThreshold = 200_000;
+
+    /// <summary>
+    /// The reference pass. Objects are independent of each other here, so the index range is cut in two halves
+    /// that two threads decode at once (each into its own reference buffer, then joined); the mapped file is
+    /// thread-safe for reads and the halves touch disjoint parts of the per-object arrays.
+    /// </summary>
     private static void IndexObjects(HprofFile file, HeapGraph.Builder b, Action<string, double>? progress, CancellationToken ct)
     {
         int n = b.Ids.Length;
-        int id = file.IdSize;
         var ids = b.Ids;
-        var offsets = b.Offsets;
-        var lookup = b.Lookup ??= new IdLookup(ids);
-        var classOf = new int[n];
-        var kind = new byte[n];
-        var shallow = new int[n];
-        var refStart = new int[n + 1];
-        var refs = new int[Math.Max(16, n * 2)];
-        int refCount = 0;
-        long dangling = 0;
+        b.Lookup ??= new IdLookup(ids);
         var classes = b.Classes;
-        var classById = b.ClassById;
-        int javaLangClass = b.ClassByName.TryGetValue("java.lang.Class", out var jlc) ? jlc : -1;
+        var ctx = new IndexContext(file, b, n);
 
         // Shallow sizes follow the JVM's layout, as VisualVM computes them: the dump's ids are 8 bytes, but a
         // 64-bit JVM with a heap under 32 GiB uses compressed oops (4-byte references, 12-byte object headers).
         // The highest object address tells which mode the dump came from.
+        int id = file.IdSize;
         bool compressed = id == 4 || (n > 0 && (ulong)ids[n - 1] < (32UL << 30));
-        int refSlot = compressed ? 4 : 8;
+        ctx.RefSlot = compressed ? 4 : 8;
         int objectHeader = compressed ? 12 : 16;
-        int arrayHeader = 16;
         foreach (var c in classes)
         {
             if (c.IsArray || c.Id == 0) continue;
             long size = objectHeader;
-            foreach (var fld in c.Layout) size += fld.Type == HprofBasicType.Object ? refSlot : HprofTypes.SizeOf(fld.Type, id);
+            foreach (var fld in c.Layout) size += fld.Type == HprofBasicType.Object ? ctx.RefSlot : HprofTypes.SizeOf(fld.Type, id);
             c.JvmInstanceSize = Align8(size);
         }
 
-        var referenceObjects = new int[1024];
-        var referents = new int[1024];
-        int referenceCount = 0;
-        long lastClassId = 0;
-        int lastClass = -1;
-        long released = 0;
-        var primitiveArrayClass = new int[16];
-        foreach (var t in PrimitiveTypes) primitiveArrayClass[(int)t] = b.ClassByName[HprofTypes.JavaName(t) + "[]"];
-        var instanceCount = new int[classes.Length];
-        var shallowTotal = new long[classes.Length];
-        for (int i = 0; i < n; i++)
+        IndexRange first, second;
+        if (n < ParallelIndexThreshold || Environment.ProcessorCount < 2)
         {
-            if ((i & 0xFFFFF) == 0)
+            first = IndexRange.Run(ctx, 0, n, progress, ct);
+            second = IndexRange.Run(ctx, n, n, null, ct);
+        }
+        else
+        {
+            int half = n / 2;
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var other = Task.Run(() => IndexRange.Run(ctx, half, n, null, stop.Token), stop.Token);
+            try
             {
-                ct.ThrowIfCancellationRequested();
-                progress?.Invoke("index: references", (double)i / n);
+                first = IndexRange.Run(ctx, 0, half, progress, stop.Token);
+            }
+            catch
+            {
+                stop.Cancel();
+                try
+                {
+                    other.Wait(CancellationToken.None);
+                }
+                catch (AggregateException)
+                {
+                    // The first failure is the one to report.
+                }
+
+                throw;
             }
 
-            refStart[i] = refCount;
-            long off = offsets[i];
-            // Objects come in id order, which is nearly file order: keep only a window of the mapping resident.
-            if (off - released > 2 * HprofScanner.ResidentWindow)
-            {
-                file.ReleasePages(released, off - HprofScanner.ResidentWindow);
-                released = off - HprofScanner.ResidentWindow;
-            }
-
-            int tag = file.U1(off);
-            long p = off + 1;
-            switch (tag)
-            {
-                case HprofTag.InstanceDump:
-                    {
-                        long classId = file.Id(p + id + 4);
-                        int dataLen = (int)file.U4(p + (2 * id) + 4);
-                        long data = p + (2 * id) + 8;
-                        // Neighbouring instances are often of one class: a one-entry cache saves most dictionary lookups.
-                        if (classId != lastClassId)
-                        {
-                            if (!classById.TryGetValue(classId, out lastClass))
-                                throw new HprofFormatException(HprofErrorKind.Corrupt, off, tag, FormattableString.Invariant($"instance of unknown class 0x{classId:X}"));
-                            lastClassId = classId;
-                        }
-
-                        int ci = lastClass;
-                        var cls = classes[ci];
-                        if (cls.LayoutSize > dataLen)
-                            throw new HprofFormatException(HprofErrorKind.Corrupt, off, tag, FormattableString.Invariant($"instance of {cls.Name} has {dataLen} bytes of fields, its class needs {cls.LayoutSize}"));
-                        classOf[i] = ci;
-                        kind[i] = (byte)HeapObjectKind.Instance;
-                        shallow[i] = cls.JvmInstanceSize;
-                        foreach (var ro in cls.RefOffsets)
-                        {
-                            AddEdge(lookup, file.Id(data + ro), ref refs, ref refCount, ref dangling);
-                        }
-
-                        // Referents go to a side table (objects arrive in index order, so it stays sorted): the
-                        // analyses look many of them up, and a file read each would fault a page each.
-                        if (cls.ReferentOffset >= 0)
-                        {
-                            long rid = file.Id(data + cls.ReferentOffset);
-                            int r = rid == 0 ? -1 : lookup.Find(rid);
-                            if (r >= 0)
-                            {
-                                if (referenceCount == referenceObjects.Length)
-                                {
-                                    Array.Resize(ref referenceObjects, Grow(referenceObjects.Length));
-                                    Array.Resize(ref referents, referenceObjects.Length);
-                                }
-
-                                referenceObjects[referenceCount] = i;
-                                referents[referenceCount++] = r;
-                            }
-                        }
-
-                        break;
-                    }
-
-                case HprofTag.ObjectArrayDump:
-                    {
-                        int len = (int)file.U4(p + id + 4);
-                        long classId = file.Id(p + id + 8);
-                        long data = p + (2 * id) + 8;
-                        classOf[i] = classById.TryGetValue(classId, out var ci) ? ci : b.ClassByName.GetValueOrDefault("java.lang.Object[]", -1);
-                        if (classOf[i] < 0)
-                            throw new HprofFormatException(HprofErrorKind.Corrupt, off, tag, FormattableString.Invariant($"object array of unknown class 0x{classId:X}"));
-                        kind[i] = (byte)HeapObjectKind.ObjectArray;
-                        shallow[i] = Align8(arrayHeader + ((long)len * refSlot));
-                        for (int e = 0; e < len; e++)
-                        {
-                            AddEdge(lookup, file.Id(data + ((long)e * id)), ref refs, ref refCount, ref dangling);
-                        }
-
-                        break;
-                    }
-
-                case HprofTag.PrimitiveArrayDump:
-                case HprofTag.PrimitiveArrayNoData:
-                    {
-                        int len = (int)file.U4(p + id + 4);
-                        var type = (HprofBasicType)file.U1(p + id + 8);
-                        classOf[i] = primitiveArrayClass[(int)type & 15];
-                        kind[i] = (byte)HeapObjectKind.PrimitiveArray;
-                        shallow[i] = Align8(arrayHeader + ((long)len * HprofTypes.SizeOf(type, id)));
-                        break;
-                    }
-
-                case HprofTag.ClassDump:
-                    {
-                        kind[i] = (byte)HeapObjectKind.Class;
-                        classOf[i] = javaLangClass >= 0 ? javaLangClass : classById[ids[i]];
-                        var described = classes[classById[ids[i]]];
-                        shallow[i] = 0;
-                        foreach (var sf in described.StaticFields)
-                        {
-                            if (sf.Type == HprofBasicType.Object) AddEdge(lookup, sf.Value, ref refs, ref refCount, ref dangling);
-                        }
-
-                        break;
-                    }
-
-                default:
-                    throw new HprofFormatException(HprofErrorKind.Corrupt, off, tag, "index points at an unexpected record");
-            }
-
-            if (kind[i] != (byte)HeapObjectKind.Class)
-            {
-                instanceCount[classOf[i]]++;
-                shallowTotal[classOf[i]] += shallow[i];
-            }
+            second = other.GetAwaiter().GetResult();
         }
 
+        // Join: the second half's reference offsets move up by the first half's count.
+        long total = (long)first.RefCount + second.RefCount;
+        if (total > Array.MaxLength) throw new HprofFormatException(HprofErrorKind.Corrupt, 0, -1, "more references than an index can hold");
+        var refs = first.Refs;
+        Array.Resize(ref refs, (int)total);
+        Array.Copy(second.Refs, 0, refs, first.RefCount, second.RefCount);
+        var refStart = ctx.RefStart;
+        int shift = first.RefCount;
+        if (shift != 0)
+        {
+            for (int i = second.From; i < n; i++) refStart[i] += shift;
+        }
+
+        refStart[n] = (int)total;
+        var referenceObjects = new int[first.ReferenceCount + second.ReferenceCount];
+        var referents = new int[referenceObjects.Length];
+        Array.Copy(first.ReferenceObjects, referenceObjects, first.ReferenceCount);
+        Array.Copy(second.ReferenceObjects, 0, referenceObjects, first.ReferenceCount, second.ReferenceCount);
+        Array.Copy(first.Referents, referents, first.ReferenceCount);
+        Array.Copy(second.Referents, 0, referents, first.ReferenceCount, second.ReferenceCount);
         foreach (var c in classes)
         {
-            c.InstanceCount = instanceCount[c.Index];
-            c.ShallowSizeTotal = shallowTotal[c.Index];
+            c.InstanceCount = first.InstanceCount[c.Index] + second.InstanceCount[c.Index];
+            c.ShallowSizeTotal = first.ShallowTotal[c.Index] + second.ShallowTotal[c.Index];
         }
 
-        refStart[n] = refCount;
-        Array.Resize(ref refs, refCount);
-        Array.Resize(ref referenceObjects, referenceCount);
-        Array.Resize(ref referents, referenceCount);
         b.ReferenceObjects = referenceObjects;
         b.Referents = referents;
-        b.ClassOf = classOf;
-        b.Kind = kind;
-        b.Shallow = shallow;
+        b.ClassOf = ctx.ClassOf;
+        b.Kind = ctx.Kind;
+        b.Shallow = ctx.Shallow;
         b.RefStart = refStart;
         b.Refs = refs;
-        b.RefCount = refCount;
-        b.Dangling = dangling;
+        b.RefCount = total;
+        b.Dangling = first.Dangling + second.Dangling;
+    }
+
+    /// <summary>What both halves of the reference pass share: the inputs and the per-object output arrays.</summary>
+    private sealed class IndexContext(HprofFile file, HeapGraph.Builder b, int n)
+    {
+        public readonly HprofFile File = file;
+        public readonly HeapGraph.Builder B = b;
+        public readonly int[] ClassOf = new int[n];
+        public readonly byte[] Kind = new byte[n];
+        public readonly int[] Shallow = new int[n];
+        public readonly int[] RefStart = new int[n + 1];
+        public int RefSlot;
+    }
+
+    /// <summary>One half of the reference pass: objects [From, To) in id order, with its own reference buffer.</summary>
+    private sealed class IndexRange
+    {
+        public int From;
+        public int[] Refs = [];
+        public int RefCount;
+        public long Dangling;
+        public int[] ReferenceObjects = [];
+        public int[] Referents = [];
+        public int ReferenceCount;
+        public int[] InstanceCount = [];
+        public long[] ShallowTotal = [];
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static IndexRange Run(IndexContext ctx, int from, int to, Action<string, double>? progress, CancellationToken ct)
+        {
+            var file = ctx.File;
+            var b = ctx.B;
+            int id = file.IdSize;
+            var ids = b.Ids;
+            var offsets = b.Offsets;
+            var lookup = b.Lookup!;
+            var classOf = ctx.ClassOf;
+            var kind = ctx.Kind;
+            var shallow = ctx.Shallow;
+            var refStart = ctx.RefStart;
+            int refSlot = ctx.RefSlot;
+            const int arrayHeader = 16;
+            var refs = new int[Math.Max(16, (to - from) * 2)];
+            int refCount = 0;
+            long dangling = 0;
+            var classes = b.Classes;
+            var classById = b.ClassById;
+            int javaLangClass = b.ClassByName.TryGetValue("java.lang.Class", out var jlc) ? jlc : -1;
+            var referenceObjects = new int[1024];
+            var referents = new int[1024];
+            int referenceCount = 0;
+            long lastClassId = 0;
+            int lastClass = -1;
+            long released = from < to ? offsets[from] : 0;
+            var primitiveArrayClass = new int[16];
+            foreach (var t in PrimitiveTypes) primitiveArrayClass[(int)t] = b.ClassByName[HprofTypes.JavaName(t) + "[]"];
+            var instanceCount = new int[classes.Length];
+            var shallowTotal = new long[classes.Length];
+            int span = Math.Max(1, to - from);
+            for (int i = from; i < to; i++)
+            {
+                if (((i - from) & 0xFFFFF) == 0)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    progress?.Invoke("index: references", (double)(i - from) / span);
+                }
+
+                refStart[i] = refCount;
+                long off = offsets[i];
+                // Objects come in id order, which is nearly file order: keep only a window of the mapping resident.
+                if (off - released > 2 * HprofScanner.ResidentWindow)
+                {
+                    file.ReleasePages(released, off - HprofScanner.ResidentWindow);
+                    released = off - HprofScanner.ResidentWindow;
+                }
+
+                int tag = file.U1(off);
+                long p = off + 1;
+                switch (tag)
+                {
+                    case HprofTag.InstanceDump:
+                        {
+                            long classId = file.Id(p + id + 4);
+                            int dataLen = (int)file.U4(p + (2 * id) + 4);
+                            long data = p + (2 * id) + 8;
+                            // Neighbouring instances are often of one class: a one-entry cache saves most dictionary lookups.
+                            if (classId != lastClassId)
+                            {
+                                if (!classById.TryGetValue(classId, out lastClass))
+                                    throw new HprofFormatException(HprofErrorKind.Corrupt, off, tag, FormattableString.Invariant($"instance of unknown class 0x{classId:X}"));
+                                lastClassId = classId;
+                            }
+
+                            int ci = lastClass;
+                            var cls = classes[ci];
+                            if (cls.LayoutSize > dataLen)
+                                throw new HprofFormatException(HprofErrorKind.Corrupt, off, tag, FormattableString.Invariant($"instance of {cls.Name} has {dataLen} bytes of fields, its class needs {cls.LayoutSize}"));
+                            classOf[i] = ci;
+                            kind[i] = (byte)HeapObjectKind.Instance;
+                            shallow[i] = cls.JvmInstanceSize;
+                            foreach (var ro in cls.RefOffsets)
+                            {
+                                AddEdge(lookup, file.Id(data + ro), ref refs, ref refCount, ref dangling);
+                            }
+
+                            // Referents go to a side table (objects arrive in index order, so it stays sorted): the
+                            // analyses look many of them up, and a file read each would fault a page each.
+                            if (cls.ReferentOffset >= 0)
+                            {
+                                long rid = file.Id(data + cls.ReferentOffset);
+                                int r = rid == 0 ? -1 : lookup.Find(rid);
+                                if (r >= 0)
+                                {
+                                    if (referenceCount == referenceObjects.Length)
+                                    {
+                                        Array.Resize(ref referenceObjects, Grow(referenceObjects.Length));
+                                        Array.Resize(ref referents, referenceObjects.Length);
+                                    }
+
+                                    referenceObjects[referenceCount] = i;
+                                    referents[referenceCount++] = r;
+                                }
+                            }
+
+                            break;
+                        }
+
+                    case HprofTag.ObjectArrayDump:
+                        {
+                            int len = (int)file.U4(p + id + 4);
+                            long classId = file.Id(p + id + 8);
+                            long data = p + (2 * id) + 8;
+                            classOf[i] = classById.TryGetValue(classId, out var ci) ? ci : b.ClassByName.GetValueOrDefault("java.lang.Object[]", -1);
+                            if (classOf[i] < 0)
+                                throw new HprofFormatException(HprofErrorKind.Corrupt, off, tag, FormattableString.Invariant($"object array of unknown class 0x{classId:X}"));
+                            kind[i] = (byte)HeapObjectKind.ObjectArray;
+                            shallow[i] = Align8(arrayHeader + ((long)len * refSlot));
+                            for (int e = 0; e < len; e++)
+                            {
+                                AddEdge(lookup, file.Id(data + ((long)e * id)), ref refs, ref refCount, ref dangling);
+                            }
+
+                            break;
+                        }
+
+                    case HprofTag.PrimitiveArrayDump:
+                    case HprofTag.PrimitiveArrayNoData:
+                        {
+                            int len = (int)file.U4(p + id + 4);
+                            var type = (HprofBasicType)file.U1(p + id + 8);
+                            classOf[i] = primitiveArrayClass[(int)type & 15];
+                            kind[i] = (byte)HeapObjectKind.PrimitiveArray;
+                            shallow[i] = Align8(arrayHeader + ((long)len * HprofTypes.SizeOf(type, id)));
+                            break;
+                        }
+
+                    case HprofTag.ClassDump:
+                        {
+                            kind[i] = (byte)HeapObjectKind.Class;
+                            classOf[i] = javaLangClass >= 0 ? javaLangClass : classById[ids[i]];
+                            var described = classes[classById[ids[i]]];
+                            shallow[i] = 0;
+                            foreach (var sf in described.StaticFields)
+                            {
+                                if (sf.Type == HprofBasicType.Object) AddEdge(lookup, sf.Value, ref refs, ref refCount, ref dangling);
+                            }
+
+                            break;
+                        }
+
+                    default:
+                        throw new HprofFormatException(HprofErrorKind.Corrupt, off, tag, "index points at an unexpected record");
+                }
+
+                if (kind[i] != (byte)HeapObjectKind.Class)
+                {
+                    instanceCount[classOf[i]]++;
+                    shallowTotal[classOf[i]] += shallow[i];
+                }
+            }
+
+            return new IndexRange
+            {
+                From = from,
+                Refs = refs,
+                RefCount = refCount,
+                Dangling = dangling,
+                ReferenceObjects = referenceObjects,
+                Referents = referents,
+                ReferenceCount = referenceCount,
+                InstanceCount = instanceCount,
+                ShallowTotal = shallowTotal,
+            };
+        }
     }
 
     private static int Grow(int length)
