@@ -83,20 +83,54 @@ public sealed class InfluxWriter : IDisposable
         }
     }
 
-    /// <summary>Creates the database (CREATE DATABASE is a no-op when it exists). Retried like writes.</summary>
+    /// <summary>
+    /// Creates the database (CREATE DATABASE is a no-op when it exists). Retried like writes. A user without the right
+    /// to create databases passes when the database exists; otherwise the error says what to create.
+    /// </summary>
     public async Task EnsureDatabaseAsync(CancellationToken cancellationToken = default)
     {
-        var q = "CREATE DATABASE " + InfluxQl.QuoteIdentifier(_http.Options.Database);
+        var database = InfluxQl.QuoteIdentifier(_http.Options.Database);
+        var answer = await QueryAsync("CREATE DATABASE " + database, cancellationToken).ConfigureAwait(false);
+        var statementError = answer.IsSuccess ? InfluxQueryClient.FirstStatementError(answer.Body) : null;
+        if (answer.IsSuccess && statementError is null) return;
+        if (answer.Status == HttpStatusCode.Unauthorized)
+            throw new InfluxWriteException("InfluxDB refused the credentials (HTTP 401): check Apm__Influx__Username/Password or Token.", answer.Status, answer.Error);
+
+        // A user without admin rights (or a 2.x/3.x server, where databases are buckets made elsewhere) may not create
+        // databases; that is fine when the database exists. SHOW DATABASES lists those the user has rights on.
+        var reason = statementError ?? answer.Error ?? answer.StatusText;
+        if (answer.Status != HttpStatusCode.Forbidden && !IsAuthorizationError(reason))
+            throw new InfluxWriteException($"CREATE DATABASE refused with HTTP {answer.StatusText}: {reason}", answer.Status, reason);
+        var probe = await QueryAsync("SHOW DATABASES", cancellationToken).ConfigureAwait(false);
+        if (!probe.IsSuccess || InfluxQueryClient.FirstStatementError(probe.Body) is not null)
+        {
+            // Neither created nor listed: whether it exists is for the first write to tell (it fails with the reason).
+            return;
+        }
+
+        var listed = InfluxQueryClient.Parse(probe.Body).Series
+            .Any(series => Enumerable.Range(0, series.Values.Count).Any(row => series.GetString(row, "name") == _http.Options.Database));
+        if (!listed)
+        {
+            throw new InfluxWriteException(
+                $"InfluxDB database '{_http.Options.Database}' does not exist or this user has no rights on it, and may not create it ({reason}). " +
+                $"As an admin: CREATE DATABASE {database}, then GRANT ALL ON {database} TO the user.",
+                answer.Status, reason);
+        }
+    }
+
+    private static bool IsAuthorizationError(string? message) =>
+        message is not null && (message.Contains("not authorized", StringComparison.OrdinalIgnoreCase)
+                                || message.Contains("admin privilege", StringComparison.OrdinalIgnoreCase)
+                                || message.Contains("unauthorized", StringComparison.OrdinalIgnoreCase));
+
+    private Task<InfluxAnswer> QueryAsync(string statement, CancellationToken cancellationToken)
+    {
         var uri = _http.BuildUri("/query");
-        var answer = await _http.SendAsync(
-            () => new HttpRequestMessage(HttpMethod.Post, uri) { Content = new FormUrlEncodedContent([new("q", q)]) },
-            "CREATE DATABASE", 1024 * 1024, () => Interlocked.Increment(ref _retries),
-            static (m, s, e, i) => new InfluxWriteException(m, s, e, i), cancellationToken).ConfigureAwait(false);
-        if (!answer.IsSuccess)
-            throw new InfluxWriteException($"CREATE DATABASE refused with HTTP {answer.StatusText}: {answer.Error}", answer.Status, answer.Error);
-        var statementError = InfluxQueryClient.FirstStatementError(answer.Body);
-        if (statementError is not null)
-            throw new InfluxWriteException("CREATE DATABASE failed: " + statementError, answer.Status, statementError);
+        return _http.SendAsync(
+            () => new HttpRequestMessage(HttpMethod.Post, uri) { Content = new FormUrlEncodedContent([new("q", statement)]) },
+            statement, 1024 * 1024, () => Interlocked.Increment(ref _retries),
+            static (m, s, e, i) => new InfluxWriteException(m, s, e, i), cancellationToken);
     }
 
     /// <summary>
