@@ -58,6 +58,20 @@ public static class FleetSoak
         var work = Directory.CreateTempSubdirectory("apm-soak-");
         var children = new List<Service>();
         var jvms = new List<JavaFixture>();
+        // Stopped from outside (SIGTERM, Ctrl-C): take the services and JVMs down too, not only this process.
+        void KillAll()
+        {
+            lock (children) foreach (var child in children) child.Dispose();
+            foreach (var jvm in jvms) jvm.Dispose();
+        }
+
+        void AddChild(Service child)
+        {
+            lock (children) children.Add(child);
+        }
+
+        using var onTerm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, _ => KillAll());
+        using var onInt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, _ => KillAll());
         try
         {
             await using var influx = await InfluxServer.StartAsync().ConfigureAwait(false);
@@ -81,7 +95,7 @@ public static class FleetSoak
             };
             for (var i = 0; i < aggregatorCount; i++)
             {
-                children.Add(Service.Start("aggregator" + (aggregatorCount > 1 ? "-" + (i + 1) : ""), "aggregator", work, common, new()
+                AddChild(Service.Start("aggregator" + (aggregatorCount > 1 ? "-" + (i + 1) : ""), "aggregator", work, common, new()
                 {
                     ["Apm__Rules__OldGenGrowth__Window"] = ruleWindow.ToString("c", CultureInfo.InvariantCulture),
                     ["Apm__Rules__TimerRetainedFinalizable__Window"] = ruleWindow.ToString("c", CultureInfo.InvariantCulture),
@@ -96,14 +110,14 @@ public static class FleetSoak
             jvms.Add(JavaFixture.Start("HealthyFinalizers", ["-Xmx64m", "-XX:+UseSerialGC"]));
             jvms.Add(JavaFixture.Start("IdleService", ["-Xmx96m", "-XX:+UseG1GC"]));
             foreach (var jvm in jvms) await jvm.WaitForPerfDataAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
-            children.Add(Service.Start("collector", "collector", work, common, new()
+            AddChild(Service.Start("collector", "collector", work, common, new()
             {
                 ["Apm__Collector__SampleInterval"] = "00:00:05",
                 ["Apm__Collector__FinalizerInterval"] = "00:00:15",
                 ["Apm__Collector__HistogramInterval"] = "00:02:00",
             }));
             var server = Service.Start("server", "server", work, common, new() { ["Apm__Dashboard__PollInterval"] = "00:00:02" });
-            children.Add(server);
+            AddChild(server);
             foreach (var child in children) await child.WaitHealthyAsync(TimeSpan.FromSeconds(90)).ConfigureAwait(false);
 
             var fleet = new Fleet(jvmCount, 5, 5, 20, DateTimeOffset.UtcNow, seed: 21);
@@ -149,8 +163,7 @@ public static class FleetSoak
         }
         finally
         {
-            foreach (var child in children) child.Dispose();
-            foreach (var jvm in jvms) jvm.Dispose();
+            KillAll();
             try
             {
                 work.Delete(recursive: true);
