@@ -182,8 +182,8 @@ public static class SamplePoints
         // GC overhead: share of the wall time between two samples spent in collections (0..1).
         if (previous != null && previous.Jvm.JvmId == id && s.UptimeSeconds > previous.UptimeSeconds)
         {
-            var gcNow = s.Collectors.Sum(c => c.TimeSeconds);
-            var gcBefore = previous.Collectors.Sum(c => c.TimeSeconds);
+            var gcNow = GcSeconds(s);
+            var gcBefore = GcSeconds(previous);
             var overhead = Math.Clamp((gcNow - gcBefore) / (s.UptimeSeconds - previous.UptimeSeconds), 0, 1);
             lines.Measurement("jvm.gc.overhead").Tag("host", host).Tag("jvm_id", id).Field("value", overhead).Timestamp(t);
             n++;
@@ -223,6 +223,13 @@ public static class SamplePoints
             .Field("last_gc_cause", s.LastGcCause)
             .Timestamp(t);
         return n + 1;
+    }
+
+    private static double GcSeconds(JvmSample s)
+    {
+        var total = 0.0;
+        foreach (var c in s.Collectors) total += c.TimeSeconds;
+        return total;
     }
 
     private static long Invocations(JvmSample s)

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Text;
 
@@ -32,6 +33,12 @@ public static class LineProtocol
     }
 
     private static bool NeedsNormalizing(ReadOnlySpan<char> s) => s.IndexOfAny('\\', '\r', '\n') >= 0;
+
+    // Characters that make a name or tag value need work (escaping or normalizing); most never contain any, and then
+    // one vectorized scan decides and the text is appended as it is.
+    private static readonly SearchValues<char> NameSpecials = SearchValues.Create("\\\r\n, ");
+    private static readonly SearchValues<char> KeySpecials = SearchValues.Create("\\\r\n,= ");
+    private static readonly SearchValues<char> StringFieldSpecials = SearchValues.Create("\"\\\r\n");
 
     private static bool IsSeparator(char c) => c is ',' or '=' or ' ' or '\r' or '\n';
 
@@ -74,6 +81,12 @@ public static class LineProtocol
     {
         ArgumentNullException.ThrowIfNull(sb);
         ArgumentNullException.ThrowIfNull(measurement);
+        if (measurement.Length > 0 && measurement[0] != '#' && !measurement.AsSpan().ContainsAny(NameSpecials))
+        {
+            sb.Append(measurement);
+            return;
+        }
+
         var s = Clean(measurement);
         if (s.IsEmpty) throw new ArgumentException("A measurement name must not be empty (or only backslashes).", nameof(measurement));
         if (s[0] == '#') throw new ArgumentException($"A measurement name must not start with '#' (InfluxDB reads the line as a comment): '{measurement}'.", nameof(measurement));
@@ -85,14 +98,22 @@ public static class LineProtocol
     {
         ArgumentNullException.ThrowIfNull(sb);
         ArgumentNullException.ThrowIfNull(key);
-        AppendEscaped(sb, ValidateKey(key), escapeEquals: true);
+        var s = ValidateKey(key);
+        if (s.ContainsAny(KeySpecials))
+        {
+            AppendEscaped(sb, s, escapeEquals: true);
+        }
+        else
+        {
+            sb.Append(s);
+        }
     }
 
     /// <summary>Throws when <paramref name="key"/> cannot be a tag or field key; returns it without trailing backslashes.</summary>
     internal static ReadOnlySpan<char> ValidateKey(string key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        var s = Clean(key);
+        var s = NeedsNormalizing(key) ? NormalizeSlow(key) : key.AsSpan();
         if (s.IsEmpty) throw new ArgumentException("A tag or field key must not be empty (or only backslashes).", nameof(key));
         if (s.SequenceEqual("time")) throw new ArgumentException("'time' is not a valid tag or field key: InfluxDB rejects the point.", nameof(key));
         return s;
@@ -103,6 +124,12 @@ public static class LineProtocol
     {
         ArgumentNullException.ThrowIfNull(sb);
         ArgumentNullException.ThrowIfNull(value);
+        if (value.Length > 0 && !value.AsSpan().ContainsAny(KeySpecials))
+        {
+            sb.Append(value);
+            return;
+        }
+
         var s = Clean(value);
         if (s.IsEmpty) throw new ArgumentException("A tag value must not be empty (or only backslashes): omit the tag instead.", nameof(value));
         AppendEscaped(sb, s, escapeEquals: true);
@@ -114,6 +141,12 @@ public static class LineProtocol
         ArgumentNullException.ThrowIfNull(sb);
         ArgumentNullException.ThrowIfNull(value);
         sb.Append('"');
+        if (!value.AsSpan().ContainsAny(StringFieldSpecials))
+        {
+            sb.Append(value).Append('"');
+            return;
+        }
+
         var start = 0;
         for (var i = 0; i < value.Length; i++)
         {
@@ -317,7 +350,10 @@ public sealed class LineProtocolBuilder
         {
             if (_tags.Count > 1)
             {
-                _tags.Sort(static (a, b) => string.CompareOrdinal(a.Key, b.Key));
+                // Callers usually add tags in key order already: then no sort (and no delegate call per comparison).
+                var sorted = true;
+                for (var i = 1; i < _tags.Count && sorted; i++) sorted = string.CompareOrdinal(_tags[i - 1].Key, _tags[i].Key) < 0;
+                if (!sorted) _tags.Sort(static (a, b) => string.CompareOrdinal(a.Key, b.Key));
                 for (var i = 1; i < _tags.Count; i++)
                 {
                     if (_tags[i].Key == _tags[i - 1].Key) throw new ArgumentException($"Tag '{_tags[i].Key}' was given twice.", nameof(key));
