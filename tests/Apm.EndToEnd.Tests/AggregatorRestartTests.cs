@@ -1,9 +1,10 @@
 using System.Diagnostics;
+using System.Net.Http.Json;
 using Apm.Collector;
 
 namespace Apm.EndToEnd.Tests;
 
-/// <summary>An aggregator process killed (SIGKILL) mid-stream and started again: nothing lost, no duplicate points.</summary>
+/// <summary>Aggregator processes killed (SIGKILL) mid-stream: restarted alone, or beside a second member; nothing lost, no duplicate points.</summary>
 public sealed class AggregatorRestartTests
 {
     [Fact]
@@ -47,9 +48,76 @@ public sealed class AggregatorRestartTests
         second.Process.Kill(entireProcessTree: true);
     }
 
-    private static ChildProcess StartAggregatorProcess(Pipeline pipeline)
+    [Fact]
+    public async Task One_of_two_aggregator_processes_killed_mid_stream_hands_its_partitions_to_the_other_without_loss_or_duplicates()
+    {
+        await using var pipeline = await Pipeline.StartAsync(brokers: 3);
+        var metrics = new CollectorMetrics();
+        using var publisher = pipeline.CreatePublisher(metrics);
+        var prefix = "member-death-" + Guid.NewGuid().ToString("N")[..8];
+        var t0 = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1_000_000;
+        const int jvms = 24;
+        const int total = 4800;
+
+        using var doomed = StartAggregatorProcess(pipeline, out var doomedHealth);
+        using var survivor = StartAggregatorProcess(pipeline, out var survivorHealth);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        // Both members hold partitions before any data flows.
+        Assert.True(await Pipeline.EventuallyAsync(async () => await PartitionsAsync(http, doomedHealth) > 0 && await PartitionsAsync(http, survivorHealth) > 0, TimeSpan.FromSeconds(90)),
+            $"the two members did not share the partitions: {await PartitionsAsync(http, doomedHealth)} and {await PartitionsAsync(http, survivorHealth)}\n{doomed.Output}\n{survivor.Output}");
+        var survivorBefore = await PartitionsAsync(http, survivorHealth);
+        Assert.InRange(survivorBefore, 1, 5);
+
+        var producing = Task.Run(async () =>
+        {
+            for (var i = 0; i < total; i++)
+            {
+                publisher.Publish(Pipeline.SyntheticSample($"{prefix}:{i % jvms}", (ulong)(i / jvms) + 1, t0 + (i * 1_000_000L)));
+                if (i % 100 == 0) await Task.Delay(50);
+            }
+
+            publisher.Flush(TimeSpan.FromSeconds(60));
+        });
+
+        // SIGKILL one member once part of the stream is stored: no revocation handler runs, its uncommitted batch is
+        // gone with it; the group notices when its session times out and the survivor replays from the last commit.
+        Assert.True(await Pipeline.EventuallyAsync(async () => await pipeline.CountAsync("jvm.uptime", prefix) >= 1000, TimeSpan.FromSeconds(60)),
+            "nothing was stored before the kill");
+        doomed.Process.Kill(entireProcessTree: true);
+        await doomed.Process.WaitForExitAsync();
+        Assert.True(await pipeline.CountAsync("jvm.uptime", prefix) < total, "the kill should land mid-stream");
+
+        Assert.True(await Pipeline.EventuallyAsync(async () => await PartitionsAsync(http, survivorHealth) == 6, TimeSpan.FromSeconds(60)),
+            $"the survivor did not take over every partition: it holds {await PartitionsAsync(http, survivorHealth)}\n{survivor.Output}");
+        await producing;
+        Assert.True(await Pipeline.EventuallyAsync(async () => await pipeline.CountAsync("jvm.uptime", prefix) == total, TimeSpan.FromSeconds(120)),
+            $"stored {await pipeline.CountAsync("jvm.uptime", prefix)} of {total}; survivor: {survivor.Output}");
+        await Task.Delay(2000);
+        Assert.Equal(total, await pipeline.CountAsync("jvm.uptime", prefix));
+        Assert.Equal(2 * total, await pipeline.CountAsync("jvm.memory.used", prefix));
+        Assert.Equal(0, metrics.SamplesDropped);
+    }
+
+    private static async Task<long> PartitionsAsync(HttpClient http, Uri health)
+    {
+        try
+        {
+            var json = await http.GetFromJsonAsync<System.Text.Json.JsonElement>(health);
+            return json.GetProperty("counters").GetProperty("aggregator.assigned_partitions").GetInt64();
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException or KeyNotFoundException)
+        {
+            return -1;
+        }
+    }
+
+    private static ChildProcess StartAggregatorProcess(Pipeline pipeline) => StartAggregatorProcess(pipeline, out _);
+
+    private static ChildProcess StartAggregatorProcess(Pipeline pipeline, out Uri health)
     {
         var apm = Path.Combine(AppContext.BaseDirectory, "apm.dll");
+        var port = Apm.Testing.FreePort.Next();
+        health = new Uri($"http://127.0.0.1:{port}/healthz");
         var psi = new ProcessStartInfo("dotnet", [apm, "aggregator"])
         {
             UseShellExecute = false,
@@ -65,6 +133,8 @@ public sealed class AggregatorRestartTests
         psi.Environment["Apm__Influx__Url"] = pipeline.InfluxOptions.Url!.ToString();
         psi.Environment["Apm__Aggregator__BatchMaxDelay"] = "00:00:00.300";
         psi.Environment["Apm__Aggregator__BatchMaxPoints"] = "2000";
+        psi.Environment["ASPNETCORE_URLS"] = $"http://127.0.0.1:{port}";
+        psi.Environment["Apm__DataDirectory"] = Directory.CreateTempSubdirectory("apm-aggregator-").FullName;
         return new ChildProcess(Process.Start(psi)!);
     }
 }
