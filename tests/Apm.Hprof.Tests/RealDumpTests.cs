@@ -103,6 +103,34 @@ public sealed class RealDumpTests : IDisposable
         Assert.True(result.Summary.Objects > 1000, "the dump was read");
     }
 
+    [Fact]
+    public async Task Two_threads_build_the_same_graph_and_dominator_tree_as_one()
+    {
+        var dump = await DumpAsync("CancelTimerLeak", 2000, _dir);
+        using var one = HeapGraphBuilder.Build(HprofFile.Open(dump), null, default, parallel: false);
+        using var two = HeapGraphBuilder.Build(HprofFile.Open(dump), null, default, parallel: true);
+        Assert.Equal(one.ObjectCount, two.ObjectCount);
+        Assert.Equal(one.ReferenceCount, two.ReferenceCount);
+        Assert.Equal(one.DanglingReferences, two.DanglingReferences);
+        Assert.Equal(one.Roots, two.Roots);
+        Assert.Equal(one.Classes.Select(c => (c.Name, c.InstanceCount, c.ShallowSizeTotal)), two.Classes.Select(c => (c.Name, c.InstanceCount, c.ShallowSizeTotal)));
+        Assert.Equal(one.ReferencePairs.References.ToArray(), two.ReferencePairs.References.ToArray());
+        Assert.Equal(one.ReferencePairs.Referents.ToArray(), two.ReferencePairs.Referents.ToArray());
+        for (int i = 0; i < one.ObjectCount; i++)
+        {
+            Assert.Equal(one.GetId(i), two.GetId(i));
+            Assert.Equal(one.GetOffset(i), two.GetOffset(i));
+            Assert.Equal(one.GetClassIndex(i), two.GetClassIndex(i));
+            Assert.Equal(one.GetShallowSize(i), two.GetShallowSize(i));
+            Assert.True(one.GetReferences(i).SequenceEqual(two.GetReferences(i)), FormattableString.Invariant($"references of object {i}"));
+        }
+
+        var d1 = DominatorTree.Compute(one);
+        var d2 = DominatorTree.Compute(two);
+        for (int i = 0; i < one.ObjectCount; i++) Assert.Equal(d1.GetRetainedSize(i), d2.GetRetainedSize(i));
+        Assert.True(one.ObjectCount > 10_000, "the dump was read");
+    }
+
     [Theory]
     [InlineData("IdleService", 0)]
     [InlineData("CancelTimerLeak", 2000)]

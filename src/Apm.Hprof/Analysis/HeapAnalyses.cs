@@ -157,48 +157,78 @@ public sealed class HeapAnalyses
     /// Finalizer objects by referent class: queued (in java.lang.ref.Finalizer's queue, waiting for the Finalizer
     /// thread), registered (referent still strongly reachable) or unreachable (found by GC, not yet queued).
     /// </summary>
+    public (IReadOnlyList<FinalizerRow> Rows, string ThreadState, Finding? Finding) Finalizers() => Finalizers(ScanFinalizers(_g));
+
+    /// <summary>
+    /// The part of <see cref="Finalizers()"/> that needs no dominator tree: which Finalizer objects are queued
+    /// (the queue walked from its head, and each Finalizer's Reference.queue read from the file) and the Finalizer
+    /// thread's state. <see cref="HeapTriage"/> runs it beside the dominator computation.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public (IReadOnlyList<FinalizerRow> Rows, string ThreadState, Finding? Finding) Finalizers()
+    public static FinalizerScan ScanFinalizers(HeapGraph graph)
     {
-        var fc = _g.FindClassByName("java.lang.ref.Finalizer");
-        if (fc == null) return ([], "no java.lang.ref.Finalizer class in the dump", null);
+        ArgumentNullException.ThrowIfNull(graph);
+        var g = graph;
+        var fc = g.FindClassByName("java.lang.ref.Finalizer");
+        if (fc == null) return new FinalizerScan(g, false, [], "no java.lang.ref.Finalizer class in the dump");
         var queued = new HashSet<int>();
-        var queueObj = StaticObject(fc, "queue");
+        var queueObj = StaticObject(g, fc, "queue");
         if (queueObj >= 0)
         {
-            int r = _g.ReadObjectField(queueObj, "head");
-            for (int guard = 0; r >= 0 && guard < _g.ObjectCount && queued.Add(r); guard++)
+            int r = g.ReadObjectField(queueObj, "head");
+            for (int guard = 0; r >= 0 && guard < g.ObjectCount && queued.Add(r); guard++)
             {
-                int next = _g.ReadObjectField(r, "next", "java.lang.ref.Reference");
+                int next = g.ReadObjectField(r, "next", "java.lang.ref.Reference");
                 if (next == r) break;
                 r = next;
             }
         }
 
-        var rqc = _g.FindClassByName("java.lang.ref.ReferenceQueue");
-        int enqueued = rqc != null ? StaticObject(rqc, "ENQUEUED") : -1;
-        var rows = new Dictionary<int, (int Reg, int Q, int U, long Bytes)>();
+        var rqc = g.FindClassByName("java.lang.ref.ReferenceQueue");
+        int enqueued = rqc != null ? StaticObject(g, rqc, "ENQUEUED") : -1;
         // Reference.queue of a Finalizer, found once (Finalizer declares no field of that name itself).
         HeapField queueField = default;
         bool hasQueue = false;
         foreach (var fld in fc.Layout)
         {
-            if (fld.Name != "queue" || _g.Classes[fld.DeclaringClass].Name != "java.lang.ref.Reference") continue;
+            if (fld.Name != "queue" || g.Classes[fld.DeclaringClass].Name != "java.lang.ref.Reference") continue;
             queueField = fld;
             hasQueue = true;
             break;
         }
 
-        long enqueuedId = enqueued >= 0 && hasQueue ? _g.GetId(enqueued) : 0;
+        long enqueuedId = enqueued >= 0 && hasQueue ? g.GetId(enqueued) : 0;
         int visited = 0;
+        var (refObjects, _) = g.ReferencePairs;
+        var isQueued = new bool[refObjects.Length];
+        for (int i = 0; i < refObjects.Length; i++)
+        {
+            int f = refObjects.Span[i];
+            if (g.GetClassIndex(f) != fc.Index || g.GetKind(f) != HeapObjectKind.Instance) continue;
+            if ((++visited & ResidentCheck) == 0) g.TrimResidentPages();
+            isQueued[i] = queued.Contains(f) || (enqueuedId != 0 && g.ReadField(f, queueField) == enqueuedId);
+        }
+
+        return new FinalizerScan(g, true, isQueued, DescribeThreads(g, "Finalizer"));
+    }
+
+    /// <summary>Finishes <see cref="ScanFinalizers"/> with this tree's reachability and retained sizes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public (IReadOnlyList<FinalizerRow> Rows, string ThreadState, Finding? Finding) Finalizers(FinalizerScan scan)
+    {
+        ArgumentNullException.ThrowIfNull(scan);
+        if (!ReferenceEquals(scan.Graph, _g)) throw new ArgumentException("the scan is of another graph", nameof(scan));
+        if (!scan.HasFinalizerClass) return ([], scan.ThreadState, null);
+        var fc = _g.FindClassByName("java.lang.ref.Finalizer")!;
+        var rows = new Dictionary<int, (int Reg, int Q, int U, long Bytes)>();
         var (refObjects, refTargets) = _g.ReferencePairs;
+        var isQueuedAt = scan.IsQueued;
         for (int i = 0; i < refObjects.Length; i++)
         {
             int f = refObjects.Span[i];
             if (_g.GetClassIndex(f) != fc.Index || _g.GetKind(f) != HeapObjectKind.Instance) continue;
-            if ((++visited & ResidentCheck) == 0) _g.TrimResidentPages();
             int referent = refTargets.Span[i];
-            bool isQueued = queued.Contains(f) || (enqueuedId != 0 && _g.ReadField(f, queueField) == enqueuedId);
+            bool isQueued = isQueuedAt[i];
             var key = _g.GetClassIndex(referent);
             rows.TryGetValue(key, out var row);
             if (isQueued) row.Q++;
@@ -210,7 +240,7 @@ public sealed class HeapAnalyses
 
         var list = rows.OrderByDescending(kv => kv.Value.Reg + kv.Value.Q + kv.Value.U)
             .Select(kv => new FinalizerRow(_g.Classes[kv.Key].Name, kv.Value.Reg, kv.Value.Q, kv.Value.U, kv.Value.Bytes)).ToList();
-        var threadState = DescribeThreads("Finalizer");
+        var threadState = scan.ThreadState;
         int registered = list.Sum(r => r.Registered), inQueue = list.Sum(r => r.Queued), unreachable = list.Sum(r => r.Unreachable);
         int count = registered + inQueue + unreachable;
         Finding? finding = null;
@@ -418,27 +448,27 @@ public sealed class HeapAnalyses
         return path == null ? [] : PathFinder.Describe(g, path);
     }
 
-    private int StaticObject(HeapClass cls, string name)
+    private static int StaticObject(HeapGraph g, HeapClass cls, string name)
     {
         foreach (var s in cls.StaticFields)
         {
-            if (s.Name == name && s.Type == Reader.HprofBasicType.Object && s.Value != 0) return _g.FindObjectIndexOrNone(s.Value);
+            if (s.Name == name && s.Type == Reader.HprofBasicType.Object && s.Value != 0) return g.FindObjectIndexOrNone(s.Value);
         }
 
         return -1;
     }
 
-    private string DescribeThreads(string name)
+    private static string DescribeThreads(HeapGraph g, string name)
     {
-        var tc = _g.FindClassByName("java.lang.Thread");
+        var tc = g.FindClassByName("java.lang.Thread");
         if (tc == null) return "unknown";
-        foreach (var serial in _g.ThreadSerials)
+        foreach (var serial in g.ThreadSerials)
         {
-            var t = _g.GetThreadObject(serial);
-            if (t < 0 || _g.ReadString(_g.ReadObjectField(t, "name")) != name) continue;
-            var frames = _g.GetThreadStack(serial);
+            var t = g.GetThreadObject(serial);
+            if (t < 0 || g.ReadString(g.ReadObjectField(t, "name")) != name) continue;
+            var frames = g.GetThreadStack(serial);
             var top = frames.Count > 0 ? FormattableString.Invariant($" at {frames[0].ClassName}.{frames[0].Method}") : "";
-            return ThreadState(t) + top;
+            return ThreadState(g, t) + top;
         }
 
         return "not found";

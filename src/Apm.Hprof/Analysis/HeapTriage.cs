@@ -11,7 +11,7 @@ namespace Apm.Hprof.Analysis;
 public static class HeapTriage
 {
     /// <summary>Names of the steps, in order, for progress displays.</summary>
-    public static readonly IReadOnlyList<string> Steps = ["open", "index: metadata", "index: positions", "index: references", "dominators", "analyses: waiting for the timer scan", "analyses", "analyses: timers", "analyses: finalizers", "analyses: leak suspects", "analyses: tables"];
+    public static readonly IReadOnlyList<string> Steps = ["open", "index: metadata", "index: positions", "index: references", "dominators", "analyses: waiting for the scans", "analyses", "analyses: timers", "analyses: finalizers", "analyses: leak suspects", "analyses: tables"];
 
     /// <summary>Runs a full triage of <paramref name="path"/>. Memory: the index (about 30 bytes per object) plus the dominator arrays.</summary>
     public static TriageResult Run(string path, Action<string, double>? progress = null, CancellationToken ct = default)
@@ -38,23 +38,28 @@ public static class HeapTriage
         // breadth-first tree from the GC roots for the leak-suspect paths) runs on a second thread meanwhile.
         var besideTime = Stopwatch.StartNew();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        // The tree is built by whichever thread is free first.
+        int treeClaimed = 0;
+        int[]? rootTree = null;
         var beside = Task.Run(
             () =>
             {
-                var scan = HeapAnalyses.ScanTimers(graph, stop.Token);
-                var tree = PathFinder.TreeFromGcRoots(graph, stop.Token);
+                var timers = HeapAnalyses.ScanTimers(graph, stop.Token);
+                var finalizers = HeapAnalyses.ScanFinalizers(graph);
+                if (Interlocked.Exchange(ref treeClaimed, 1) == 0) rootTree = PathFinder.TreeFromGcRoots(graph, stop.Token);
                 besideTime.Stop();
-                return (scan, tree);
+                return (timers, finalizers);
             },
             stop.Token);
         DominatorTree dom;
         TimerScan timerScan;
-        int[] rootTree;
+        FinalizerScan finalizerScan;
         try
         {
             dom = DominatorTree.Compute(graph, ct);
-            Report("analyses: waiting for the timer scan", 0);
-            (timerScan, rootTree) = beside.GetAwaiter().GetResult();
+            if (Interlocked.Exchange(ref treeClaimed, 1) == 0) rootTree = PathFinder.TreeFromGcRoots(graph, ct);
+            Report("analyses: waiting for the scans", 0);
+            (timerScan, finalizerScan) = beside.GetAwaiter().GetResult();
         }
         finally
         {
@@ -78,7 +83,7 @@ public static class HeapTriage
         Report("analyses: timers", 0);
         var (timerRows, timerFindings) = analyses.Timers(timerScan);
         Report("analyses: finalizers", 0);
-        var (finalizerRows, finalizerThread, finalizerFinding) = analyses.Finalizers();
+        var (finalizerRows, finalizerThread, finalizerFinding) = analyses.Finalizers(finalizerScan);
         Report("analyses: leak suspects", 0);
         var suspects = analyses.LeakSuspects(ct);
         Report("analyses: tables", 0);
@@ -100,7 +105,7 @@ public static class HeapTriage
             dom.ReachableSize);
         var result = new TriageResult(summary, findings, analyses.ClassTable(50), finalizerRows, finalizerThread, timerRows, analyses.Threads(), analyses.DominatorTop(8, 4), timings);
         Report("done", 1);
-        timings.Add(new StepTiming("(beside dominators: timer scan, tree from GC roots)", besideTime.Elapsed));
+        timings.Add(new StepTiming("(beside dominators: timer and finalizer scans, perhaps the tree from the GC roots)", besideTime.Elapsed));
         return result;
     }
 }

@@ -124,3 +124,24 @@ public sealed class TimerScan
         IReadOnlyList<Graph.PathStep> PathToQueue,
         IReadOnlyList<RetainedGroup> Retained);
 }
+
+/// <summary>What <see cref="HeapAnalyses.ScanFinalizers"/> found before any retained size is known.</summary>
+public sealed class FinalizerScan
+{
+    internal FinalizerScan(Graph.HeapGraph graph, bool hasFinalizerClass, bool[] isQueued, string threadState)
+    {
+        Graph = graph;
+        HasFinalizerClass = hasFinalizerClass;
+        IsQueued = isQueued;
+        ThreadState = threadState;
+    }
+
+    internal Graph.HeapGraph Graph { get; }
+
+    internal bool HasFinalizerClass { get; }
+
+    /// <summary>Per position of <see cref="Graph.HeapGraph.ReferencePairs"/>: a Finalizer in the finalization queue.</summary>
+    internal bool[] IsQueued { get; }
+
+    internal string ThreadState { get; }
+}

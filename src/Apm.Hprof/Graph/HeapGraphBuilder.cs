@@ -13,24 +13,35 @@ namespace Apm.Hprof.Graph;
 internal static class HeapGraphBuilder
 {
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static HeapGraph Build(HprofFile file, Action<string, double>? progress, CancellationToken ct)
+    public static HeapGraph Build(HprofFile file, Action<string, double>? progress, CancellationToken ct) => Build(file, progress, ct, null);
+
+    /// <summary>As <see cref="Build(HprofFile, Action{string, double}?, CancellationToken)"/>; <paramref name="parallel"/> true or false forces two threads or one (tests), null decides by size.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal static HeapGraph Build(HprofFile file, Action<string, double>? progress, CancellationToken ct, bool? parallel)
     {
         var b = new HeapGraph.Builder();
-        var meta = new MetaVisitor(b);
-        var scanner = new HprofScanner(file);
-        double len = file.Length;
         b.TraceFile = file;
 
         // One scan collects the metadata and every object's id and record offset (growable arrays: at most twice
-        // the final 16 bytes per object while growing), which saves a second full pass over the file.
+        // the final 16 bytes per object while growing), which saves a second full pass over the file. A big file is
+        // cut at a record boundary near its middle and the halves are scanned by two threads, each into its own
+        // containers, joined in file order afterwards.
         progress?.Invoke("index: metadata", 0);
-        scanner.Scan(ref meta, HprofRecordKinds.All, p => progress?.Invoke("index: metadata", p / len), ct);
+        var (meta, second) = ScanMetadata(file, b, progress, ct, parallel ?? (file.Length >= ParallelScanThreshold && Environment.ProcessorCount >= 2));
         ct.ThrowIfCancellationRequested();
         progress?.Invoke("index: positions", 0);
-        var ids = meta.Ids;
-        var offsets = meta.Offsets;
-        Array.Resize(ref ids, meta.Count);
-        Array.Resize(ref offsets, meta.Count);
+        var ids = new long[meta.Count + (second?.Count ?? 0)];
+        var offsets = new long[ids.Length];
+        Array.Copy(meta.Ids, ids, meta.Count);
+        Array.Copy(meta.Offsets, offsets, meta.Count);
+        if (second is { } s2)
+        {
+            Array.Copy(s2.Ids, 0, ids, meta.Count, s2.Count);
+            Array.Copy(s2.Offsets, 0, offsets, meta.Count, s2.Count);
+            meta.Join(s2);
+            second = null;
+        }
+
         meta.Ids = [];
         meta.Offsets = [];
         SortByIds(ids, offsets);
@@ -44,11 +55,63 @@ internal static class HeapGraphBuilder
         b.Offsets = offsets;
         BuildClasses(file, b, meta);
         progress?.Invoke("index: references", 0);
-        IndexObjects(file, b, progress, ct);
+        IndexObjects(file, b, progress, ct, parallel ?? (b.Ids.Length >= ParallelIndexThreshold && Environment.ProcessorCount >= 2));
         // The analyses read only a few objects back from the file; let those fault in again when they are read.
         file.ReleasePages(0, file.Length);
         ResolveRoots(b, meta);
         return new HeapGraph(file, b);
+    }
+
+    /// <summary>Files below this size are scanned by one thread (a second one costs more than it saves).</summary>
+    private const long ParallelScanThreshold = 32L << 20;
+
+    private static (MetaVisitor First, MetaVisitor? Second) ScanMetadata(HprofFile file, HeapGraph.Builder b, Action<string, double>? progress, CancellationToken ct, bool parallel)
+    {
+        double len = file.Length;
+        var meta = new MetaVisitor(b);
+        var scanner = new HprofScanner(file);
+        Action<long>? report = progress == null ? null : p => progress("index: metadata", p / len);
+        if (!parallel)
+        {
+            scanner.Scan(ref meta, HprofRecordKinds.All, report, ct);
+            return (meta, null);
+        }
+
+        var (split, tagBeforeSplit) = scanner.FindRecordBoundary(file.HeaderLength + ((file.Length - file.HeaderLength) / 2));
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var other = Task.Run(
+            () =>
+            {
+                var b2 = new HeapGraph.Builder { TraceFile = file };
+                var v = new MetaVisitor(b2);
+                var state = new HprofScanner.ScanState { PreviousTag = tagBeforeSplit };
+                new HprofScanner(file).ScanRange(ref v, HprofRecordKinds.All, split, file.Length, ref state, null, stop.Token);
+                return (Visitor: v, State: state);
+            },
+            stop.Token);
+        var firstState = new HprofScanner.ScanState { PreviousTag = -1 };
+        try
+        {
+            scanner.ScanRange(ref meta, HprofRecordKinds.All, file.HeaderLength, split, ref firstState, report, stop.Token);
+        }
+        catch
+        {
+            stop.Cancel();
+            try
+            {
+                other.Wait(CancellationToken.None);
+            }
+            catch (AggregateException)
+            {
+                // The failure earlier in the file is the one to report, as a single scan would.
+            }
+
+            throw;
+        }
+
+        var (second, secondState) = other.GetAwaiter().GetResult();
+        HprofScanner.Finish(file, HprofScanner.ScanState.Join(firstState, secondState));
+        return (meta, second);
     }
 
     /// <summary>
@@ -245,7 +308,7 @@ internal static class HeapGraphBuilder
     /// that two threads decode at once (each into its own reference buffer, then joined); the mapped file is
     /// thread-safe for reads and the halves touch disjoint parts of the per-object arrays.
     /// </summary>
-    private static void IndexObjects(HprofFile file, HeapGraph.Builder b, Action<string, double>? progress, CancellationToken ct)
+    private static void IndexObjects(HprofFile file, HeapGraph.Builder b, Action<string, double>? progress, CancellationToken ct, bool parallel)
     {
         int n = b.Ids.Length;
         var ids = b.Ids;
@@ -269,7 +332,7 @@ internal static class HeapGraphBuilder
         }
 
         IndexRange first, second;
-        if (n < ParallelIndexThreshold || Environment.ProcessorCount < 2)
+        if (!parallel)
         {
             first = IndexRange.Run(ctx, 0, n, progress, ct);
             second = IndexRange.Run(ctx, n, n, null, ct);
@@ -556,6 +619,21 @@ internal static class HeapGraphBuilder
 
     private struct MetaVisitor(HeapGraph.Builder b) : IHprofVisitor
     {
+        /// <summary>Adds what a scan of a later part of the file collected (its ids and offsets are joined by the caller).</summary>
+        public readonly void Join(MetaVisitor later)
+        {
+            var lb = later.Builder;
+            foreach (var (k, v) in lb.Strings) b.Strings[k] = v;
+            foreach (var (k, v) in lb.ClassIdBySerial) b.ClassIdBySerial[k] = v;
+            foreach (var (k, v) in lb.Frames) b.Frames[k] = v;
+            foreach (var (k, v) in lb.Traces) b.Traces[k] = v;
+            foreach (var (k, v) in later.ClassNames) ClassNames[k] = v;
+            ClassDumps.AddRange(later.ClassDumps);
+            RawRoots.AddRange(later.RawRoots);
+        }
+
+        public readonly HeapGraph.Builder Builder => b;
+
         public readonly List<HprofClassDump> ClassDumps = [];
         public readonly Dictionary<long, long> ClassNames = [];
         public readonly List<(long Id, HprofRootKind Kind, int ThreadSerial, int Frame)> RawRoots = [];

@@ -70,17 +70,70 @@ public sealed class HprofScanner
     /// Reads the whole file once. <paramref name="progress"/> gets the offset reached about every 16 MiB; the
     /// token is checked at the same points. Cost: one sequential pass over the mapping.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public void Scan<TVisitor>(ref TVisitor visitor, HprofRecordKinds kinds, Action<long>? progress = null, CancellationToken ct = default)
         where TVisitor : struct, IHprofVisitor
     {
+        var state = new ScanState { PreviousTag = -1 };
+        ScanRange(ref visitor, kinds, _file.HeaderLength, _file.Length, ref state, progress, ct);
+        Finish(_file, state);
+        progress?.Invoke(_file.Length);
+    }
+
+    /// <summary>What a scan of part of the file saw, for the checks at the end of the file (<see cref="Finish"/>).</summary>
+    internal struct ScanState
+    {
+        public int PreviousTag;
+        public bool SawHeapDump;
+        public bool SawSegment;
+        public bool SawEnd;
+
+        /// <summary>The state after scanning <paramref name="first"/>'s range and then <paramref name="second"/>'s.</summary>
+        public static ScanState Join(ScanState first, ScanState second) => new()
+        {
+            PreviousTag = second.PreviousTag,
+            SawHeapDump = first.SawHeapDump || second.SawHeapDump,
+            SawSegment = first.SawSegment || second.SawSegment,
+            SawEnd = second.SawHeapDump ? second.SawEnd : first.SawEnd || second.SawEnd,
+        };
+    }
+
+    /// <summary>
+    /// The start of the first top-level record at or after <paramref name="target"/>, found by hopping over record
+    /// lengths (a few thousand reads), and the tag of the record before it; the file's length when the records do
+    /// not reach that far intact (the scan then reports the damage). For splitting a scan between threads.
+    /// </summary>
+    internal (long Offset, int PreviousTag) FindRecordBoundary(long target)
+    {
         var f = _file;
         long pos = f.HeaderLength;
-        long nextReport = pos + (16 << 20);
-        _released = 0;
         int previousTag = -1;
-        bool sawHeapDump = false, sawSegment = false, sawEnd = false;
-        while (pos < f.Length)
+        while (pos < target)
+        {
+            if (pos + RecordHeaderSize > f.Length) return (f.Length, -1);
+            long end = pos + RecordHeaderSize + f.U4(pos + 5);
+            if (end > f.Length) return (f.Length, -1);
+            previousTag = f.U1(pos);
+            pos = end;
+        }
+
+        return (pos, previousTag);
+    }
+
+    /// <summary>
+    /// Reads the records in [<paramref name="from"/>, <paramref name="to"/>), which must start and end at record
+    /// boundaries (<see cref="FindRecordBoundary"/>). Several scanners may scan disjoint ranges of one file at once.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal void ScanRange<TVisitor>(ref TVisitor visitor, HprofRecordKinds kinds, long from, long to, ref ScanState state, Action<long>? progress, CancellationToken ct)
+        where TVisitor : struct, IHprofVisitor
+    {
+        var f = _file;
+        long pos = from;
+        long nextReport = pos + (16 << 20);
+        _released = from;
+        int previousTag = state.PreviousTag;
+        bool sawHeapDump = state.SawHeapDump, sawSegment = state.SawSegment, sawEnd = state.SawEnd;
+        while (pos < to)
         {
             if (pos >= nextReport)
             {
@@ -153,11 +206,16 @@ public sealed class HprofScanner
             pos = end;
         }
 
+        state = new ScanState { PreviousTag = previousTag, SawHeapDump = sawHeapDump, SawSegment = sawSegment, SawEnd = sawEnd };
+    }
+
+    /// <summary>The checks at the end of the file, on the state of a scan of all of it.</summary>
+    internal static void Finish(HprofFile f, ScanState state)
+    {
         // A dump cut exactly at a record boundary still parses; HotSpot always writes a heap dump, and ends a
         // segmented one with HEAP_DUMP_END, so their absence means the file was cut.
-        if (!sawHeapDump) throw new HprofFormatException(HprofErrorKind.Truncated, f.Length, -1, "the file ends before any heap dump record");
-        if (sawSegment && !sawEnd) throw new HprofFormatException(HprofErrorKind.Truncated, f.Length, HprofTag.HeapDumpSegment, "the file ends without HEAP_DUMP_END");
-        progress?.Invoke(f.Length);
+        if (!state.SawHeapDump) throw new HprofFormatException(HprofErrorKind.Truncated, f.Length, -1, "the file ends before any heap dump record");
+        if (state.SawSegment && !state.SawEnd) throw new HprofFormatException(HprofErrorKind.Truncated, f.Length, HprofTag.HeapDumpSegment, "the file ends without HEAP_DUMP_END");
     }
 
     /// <summary>
