@@ -82,24 +82,24 @@ public sealed class OldGenGrowthRule : IAlertRule
         {
             if (s.OldCollections != current)
             {
-                if (best is not null)
+                if (best is { } done)
                 {
-                    floor.Add(best);
+                    floor.Add(done);
                 }
 
                 best = null;
                 current = s.OldCollections;
             }
 
-            if (best is null || s.OldUsedBytes < best.OldUsedBytes)
+            if (best is not { } b || s.OldUsedBytes < b.OldUsedBytes)
             {
                 best = s;
             }
         }
 
-        if (best is not null)
+        if (best is { } last)
         {
-            floor.Add(best);
+            floor.Add(last);
         }
 
         return floor;
@@ -112,7 +112,7 @@ public sealed class OldGenGrowthRule : IAlertRule
         var slice = window / parts;
         foreach (var group in samples.GroupBy(s => Math.Min(parts - 1, (int)((s.Time - from) / slice))).OrderBy(g => g.Key))
         {
-            floor.Add(group.MinBy(s => s.OldUsedBytes)!);
+            floor.Add(group.MinBy(s => s.OldUsedBytes));
         }
 
         return floor;
