@@ -2,6 +2,7 @@ using System.Security.Claims;
 using Apm.Dashboard.Components;
 using Apm.Dashboard.Live;
 using Apm.Dashboard.Panels;
+using Apm.Influx;
 using Apm.Server;
 using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Authentication;
@@ -44,7 +45,8 @@ public static class DashboardExtensions
         if (dashboard.ChartPoints is < 10 or > 100_000) throw new InvalidOperationException("Apm:Dashboard:ChartPoints must be between 10 and 100000.");
         services.AddSingleton(PanelDefinitions.Load(dashboard.PanelsDirectory));
         services.AddSingleton<FleetQueries>();
-        services.AddSingleton<ChartQueries>();
+        services.AddSingleton(sp => new ChartQueries(sp.GetRequiredService<InfluxQueryClient>(), sp.GetRequiredService<PanelDefinitions>(),
+            sp.GetService<InfluxOptions>(), sp.GetRequiredService<Microsoft.Extensions.Options.IOptions<DashboardOptions>>().Value));
         services.AddSingleton<LiveHub>();
         services.AddHostedService(sp => sp.GetRequiredService<LiveHub>());
         services.AddSingleton<ICounterSource>(sp => sp.GetRequiredService<LiveHub>());

@@ -20,4 +20,13 @@ public sealed class DashboardOptions
 
     /// <summary>How far back each live update of a JVM page reads (covers the aggregator's batching delay).</summary>
     public TimeSpan LiveWindow { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// The retention policy that holds the downsampled copy for long ranges (<c>apm_1y</c> in docs/operations.md: 5-minute
+    /// <c>value</c> means and <c>max</c> maxima). Null: charts always read the raw data.
+    /// </summary>
+    public string? LongRangePolicy { get; set; }
+
+    /// <summary>A chart whose range starts further back than this reads <see cref="LongRangePolicy"/> (the raw policy's duration).</summary>
+    public TimeSpan LongRangeAfter { get; set; } = TimeSpan.FromDays(30);
 }

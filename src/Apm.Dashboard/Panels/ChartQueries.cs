@@ -25,10 +25,15 @@ public sealed record JvmCharts(string JvmId, IReadOnlyList<ChartData> Panels, lo
 /// <summary>
 /// Reads every panel of the JVM page in one InfluxDB request (one statement per series definition), downsampled by
 /// InfluxDB (mean per step, or the per-second rate of a counter's maximum per step) so a day of 1-second data
-/// returns a few hundred points per series.
+/// returns a few hundred points per series. A range that starts before the raw data's retention
+/// (<see cref="DashboardOptions.LongRangeAfter"/>) reads the downsampled policy (<see cref="DashboardOptions.LongRangePolicy"/>)
+/// when one is configured.
 /// </summary>
-public sealed class ChartQueries(InfluxQueryClient influx, PanelDefinitions definitions)
+public sealed class ChartQueries(InfluxQueryClient influx, PanelDefinitions definitions, InfluxOptions? influxOptions = null, DashboardOptions? options = null,
+    TimeProvider? time = null)
 {
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
+
     /// <summary>The panels in force.</summary>
     public IReadOnlyList<PanelDefinition> Panels => definitions.Jvm.Panels;
 
@@ -36,15 +41,27 @@ public sealed class ChartQueries(InfluxQueryClient influx, PanelDefinitions defi
     public string BuildQuery(string jvmId, DateTimeOffset from, DateTimeOffset to, TimeSpan? step)
     {
         ArgumentNullException.ThrowIfNull(jvmId);
+        var longRange = LongRangeSource(from);
+        // The downsampled copy has one point per 5 minutes: never ask it for raw points or a finer step.
+        if (longRange is not null && (step is null || step < LongRangeStep)) step = LongRangeStep;
         var sb = new StringBuilder();
         foreach (var p in definitions.Jvm.Panels)
         {
-            foreach (var s in p.Series) Append(sb, s, jvmId, from, to, step);
-            if (p.Max is { } m) Append(sb, m, jvmId, from, to, step);
+            foreach (var s in p.Series) Append(sb, s, jvmId, from, to, step, longRange);
+            if (p.Max is { } m) Append(sb, m, jvmId, from, to, step, longRange);
         }
 
         return sb.ToString();
     }
+
+    /// <summary>The step of the downsampling continuous query in docs/operations.md.</summary>
+    public static TimeSpan LongRangeStep { get; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>The quoted "database"."policy" prefix when a chart from <paramref name="from"/> must read the downsampled copy; else null.</summary>
+    public string? LongRangeSource(DateTimeOffset from) =>
+        options?.LongRangePolicy is { Length: > 0 } rp && influxOptions is not null && from < _time.GetUtcNow() - options.LongRangeAfter
+            ? InfluxQl.QuoteIdentifier(influxOptions.Database) + "." + InfluxQl.QuoteIdentifier(rp) + "."
+            : null;
 
     /// <summary>Every panel for <paramref name="jvmId"/> between the times; <paramref name="step"/> null = raw points.</summary>
     public async Task<JvmCharts> ReadAsync(string jvmId, DateTimeOffset from, DateTimeOffset to, TimeSpan? step, CancellationToken ct)
@@ -132,13 +149,14 @@ public sealed class ChartQueries(InfluxQueryClient influx, PanelDefinitions defi
         return order.Select(l => (l, byLabel[l])).ToList();
     }
 
-    private static void Append(StringBuilder sb, SeriesDefinition s, string jvmId, DateTimeOffset from, DateTimeOffset to, TimeSpan? step)
+    private static void Append(StringBuilder sb, SeriesDefinition s, string jvmId, DateTimeOffset from, DateTimeOffset to, TimeSpan? step, string? longRange)
     {
         var where = $"WHERE \"jvm_id\" = {InfluxQl.QuoteString(jvmId)} AND time >= {InfluxQl.Time(from)} AND time <= {InfluxQl.Time(to)}{s.WhereClause()}";
-        var m = InfluxQl.QuoteIdentifier(s.Metric);
+        var m = longRange + InfluxQl.QuoteIdentifier(s.Metric);
         if (step is { } st)
         {
-            var select = s.Rate ? "non_negative_derivative(max(\"value\"), 1s)" : "mean(\"value\")";
+            // The downsampled copy keeps each 5 minutes' mean as "value" and maximum as "max" (a counter's rate needs the maximum).
+            var select = s.Rate ? $"non_negative_derivative(max(\"{(longRange is null ? "value" : "max")}\"), 1s)" : "mean(\"value\")";
             sb.Append(CultureInfo.InvariantCulture, $"SELECT {select} AS \"value\" FROM {m} {where} GROUP BY time({(long)st.TotalSeconds}s), * fill(none);");
         }
         else
