@@ -55,6 +55,11 @@ internal sealed class LoadPipeline : IAsyncDisposable
         var kafka = EmbeddedKafkaCluster.Start(1);
         TopicAdmin.EnsureTopics(kafka, ApmTopics.All, partitions);
         var kafkaOptions = new KafkaOptions { Partitions = partitions }.WithBootstrapServers(kafka.BootstrapServers);
+        // Members that start together can wait in a join the mock coordinator holds for the whole rebalance timeout
+        // (max.poll.interval.ms, 10 minutes in production): give up on a missing member after 30 s here.
+        kafkaOptions.Extra["session.timeout.ms"] = "10000";
+        kafkaOptions.Extra["heartbeat.interval.ms"] = "1000";
+        kafkaOptions.Extra["max.poll.interval.ms"] = "30000";
         var influxOptions = new InfluxOptions { Url = influx.Url, Database = "apm", Timeout = TimeSpan.FromMinutes(1) };
         using (var setup = new InfluxWriter(influxOptions)) await setup.EnsureDatabaseAsync().ConfigureAwait(false);
         return new LoadPipeline(kafka, influx, kafkaOptions, influxOptions);

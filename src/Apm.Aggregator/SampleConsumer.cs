@@ -64,8 +64,10 @@ public sealed partial class SampleConsumer : IDisposable
         var config = kafka.CreateConsumerConfig(options.GroupId);
         config.EnableAutoCommit = false;
         config.AutoOffsetReset = AutoOffsetReset.Earliest;
-        // A batch is retried until InfluxDB takes it; stay in the group meanwhile (see docs/operations).
-        config.MaxPollIntervalMs = (int)TimeSpan.FromMinutes(10).TotalMilliseconds;
+        // A batch is retried until InfluxDB takes it; stay in the group meanwhile (see docs/operations). It is also the
+        // rebalance timeout: a join waits that long for a member that does not come back. Apm__Kafka__Extra__max.poll.interval.ms
+        // overrides it.
+        config.MaxPollIntervalMs ??= (int)TimeSpan.FromMinutes(10).TotalMilliseconds;
         _consumer = new ConsumerBuilder<string, byte[]>(config)
             .SetErrorHandler((_, e) => LogKafkaError(_logger, e.Code, e.Reason))
             .SetPartitionsAssignedHandler((c, parts) =>

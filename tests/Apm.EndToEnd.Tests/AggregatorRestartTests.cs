@@ -130,6 +130,7 @@ public sealed class AggregatorRestartTests
         // default): a short session keeps the test about the replay, not about waiting.
         psi.Environment["Apm__Kafka__Extra__session.timeout.ms"] = "6000";
         psi.Environment["Apm__Kafka__Extra__heartbeat.interval.ms"] = "1000";
+        psi.Environment["Apm__Kafka__Extra__max.poll.interval.ms"] = "30000";
         psi.Environment["Apm__Influx__Url"] = pipeline.InfluxOptions.Url!.ToString();
         psi.Environment["Apm__Aggregator__BatchMaxDelay"] = "00:00:00.300";
         psi.Environment["Apm__Aggregator__BatchMaxPoints"] = "2000";

@@ -28,6 +28,11 @@ public sealed class Pipeline : IAsyncDisposable
         Kafka = kafka;
         Influx = influx;
         KafkaOptions = new KafkaOptions { Partitions = 6 }.WithBootstrapServers(kafka.BootstrapServers);
+        // Rebalances in tests settle within seconds, not the production minutes: a member that does not rejoin (the
+        // mock coordinator can hold a join under heavy load) is given up after 30 s instead of 10 minutes.
+        KafkaOptions.Extra["session.timeout.ms"] = "10000";
+        KafkaOptions.Extra["heartbeat.interval.ms"] = "1000";
+        KafkaOptions.Extra["max.poll.interval.ms"] = "30000";
         InfluxOptions = new InfluxOptions { Url = influx.Url, Database = "apm", MaxRetries = 2, RetryBaseDelay = TimeSpan.FromMilliseconds(100) };
         Query = new InfluxQueryClient(InfluxOptions);
     }
