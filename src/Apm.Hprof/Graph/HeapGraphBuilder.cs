@@ -96,22 +96,28 @@ internal static class HeapGraphBuilder
         }
         catch
         {
-            stop.Cancel();
-            try
-            {
-                other.Wait(CancellationToken.None);
-            }
-            catch (AggregateException)
-            {
-                // The failure earlier in the file is the one to report, as a single scan would.
-            }
-
+            // The failure earlier in the file is the one to report, as a single scan would.
+            StopOther(stop, other);
             throw;
         }
 
         var (second, secondState) = other.GetAwaiter().GetResult();
         HprofScanner.Finish(file, HprofScanner.ScanState.Join(firstState, secondState));
         return (meta, second);
+    }
+
+    /// <summary>The calling thread's half failed: cancel the other half and wait for it, ignoring its own failure.</summary>
+    private static void StopOther(CancellationTokenSource stop, Task other)
+    {
+        stop.Cancel();
+        try
+        {
+            other.Wait(CancellationToken.None);
+        }
+        catch (AggregateException)
+        {
+            // The caller rethrows its own failure.
+        }
     }
 
     /// <summary>
@@ -348,16 +354,8 @@ internal static class HeapGraphBuilder
             }
             catch
             {
-                stop.Cancel();
-                try
-                {
-                    other.Wait(CancellationToken.None);
-                }
-                catch (AggregateException)
-                {
-                    // The first failure is the one to report.
-                }
-
+                // The first failure is the one to report.
+                StopOther(stop, other);
                 throw;
             }
 
