@@ -37,7 +37,7 @@ public sealed class LongRangeTests
 
         await writer.WriteAsync(lines);
         // The continuous query of docs/operations.md, run once over the hour (what InfluxDB does every 5 minutes).
-        var cq = (await File.ReadAllLinesAsync(Path.Combine(RepoRoot(), "eng", "docker", "influxdb-init.iql"))).Single(l => l.StartsWith("CREATE CONTINUOUS QUERY", StringComparison.Ordinal));
+        var cq = (await File.ReadAllLinesAsync(Path.Combine(PanelDefinitionTests.RepositoryRoot(), "eng", "docker", "influxdb-init.iql"))).Single(l => l.StartsWith("CREATE CONTINUOUS QUERY", StringComparison.Ordinal));
         var select = cq[(cq.IndexOf("BEGIN ", StringComparison.Ordinal) + 6)..cq.LastIndexOf(" END", StringComparison.Ordinal)]
             .Replace("\"apm\".\"apm_30d\".", "\"apm\".\"apm_raw\".", StringComparison.Ordinal)
             .Replace(" GROUP BY", $" WHERE time >= {InfluxQl.Time(start)} AND time < {InfluxQl.Time(start.AddHours(1))} GROUP BY", StringComparison.Ordinal);
@@ -78,12 +78,5 @@ public sealed class LongRangeTests
     {
         var result = await query.QueryAsync($"SELECT count(\"value\") FROM {measurement}");
         return result.Series.FirstOrDefault()?.GetInt64(0, "count") ?? 0;
-    }
-
-    private static string RepoRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Apm.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? throw new DirectoryNotFoundException("Apm.sln not found above " + AppContext.BaseDirectory);
     }
 }

@@ -18,16 +18,7 @@ public sealed class AggregatorRestartTests
         const int total = 3000;
 
         using var first = StartAggregatorProcess(pipeline);
-        var producing = Task.Run(async () =>
-        {
-            for (var i = 0; i < total; i++)
-            {
-                publisher.Publish(Pipeline.SyntheticSample($"{prefix}:{i % 10}", (ulong)(i / 10) + 1, t0 + (i * 1_000_000L)));
-                if (i % 50 == 0) await Task.Delay(40);
-            }
-
-            publisher.Flush(TimeSpan.FromSeconds(30));
-        });
+        var producing = Pipeline.PublishSteadilyAsync(publisher, prefix, 10, total, t0, 50, TimeSpan.FromMilliseconds(40), TimeSpan.FromSeconds(30));
 
         // Kill it once it has stored part of the stream, while messages keep coming.
         Assert.True(await Pipeline.EventuallyAsync(async () => await pipeline.CountAsync("jvm.uptime", prefix) >= 500, TimeSpan.FromSeconds(60)),
@@ -68,16 +59,7 @@ public sealed class AggregatorRestartTests
         var survivorBefore = await PartitionsAsync(http, survivorHealth);
         Assert.InRange(survivorBefore, 1, 5);
 
-        var producing = Task.Run(async () =>
-        {
-            for (var i = 0; i < total; i++)
-            {
-                publisher.Publish(Pipeline.SyntheticSample($"{prefix}:{i % jvms}", (ulong)(i / jvms) + 1, t0 + (i * 1_000_000L)));
-                if (i % 100 == 0) await Task.Delay(50);
-            }
-
-            publisher.Flush(TimeSpan.FromSeconds(60));
-        });
+        var producing = Pipeline.PublishSteadilyAsync(publisher, prefix, jvms, total, t0, 100, TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(60));
 
         // SIGKILL one member once part of the stream is stored: no revocation handler runs, its uncommitted batch is
         // gone with it; the group notices when its session times out and the survivor replays from the last commit.

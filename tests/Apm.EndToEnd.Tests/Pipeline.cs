@@ -103,6 +103,23 @@ public sealed class Pipeline : IAsyncDisposable
         return series.Count == 0 ? 0 : series[0].Values[0][1].GetInt64();
     }
 
+    /// <summary>
+    /// Publishes <paramref name="total"/> synthetic samples in the background, round robin over <paramref name="jvms"/>
+    /// JVMs named <paramref name="prefix"/>:N (sequence numbers from 1, timestamps 1 ms apart from <paramref name="t0"/>),
+    /// pausing <paramref name="pause"/> every <paramref name="burst"/> samples so aggregators can act mid-stream; then flushes.
+    /// </summary>
+    public static Task PublishSteadilyAsync(CollectorPublisher publisher, string prefix, int jvms, int total, long t0, int burst, TimeSpan pause, TimeSpan flush) =>
+        Task.Run(async () =>
+        {
+            for (var i = 0; i < total; i++)
+            {
+                publisher.Publish(SyntheticSample($"{prefix}:{i % jvms}", (ulong)(i / jvms) + 1, t0 + (i * 1_000_000L)));
+                if (i % burst == 0) await Task.Delay(pause);
+            }
+
+            publisher.Flush(flush);
+        });
+
     /// <summary>Polls until <paramref name="condition"/> holds or the timeout passes; returns whether it held.</summary>
     public static async Task<bool> EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout)
     {

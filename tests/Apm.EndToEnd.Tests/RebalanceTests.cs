@@ -23,16 +23,7 @@ public sealed class RebalanceTests
 
         var first = pipeline.StartAggregator(options);
         AggregatorRunner? second = null;
-        var producing = Task.Run(async () =>
-        {
-            for (var i = 0; i < total; i++)
-            {
-                publisher.Publish(Pipeline.SyntheticSample($"{prefix}:{i % jvms}", (ulong)(i / jvms) + 1, t0 + (i * 1_000_000L)));
-                if (i % 100 == 0) await Task.Delay(50);
-            }
-
-            publisher.Flush(TimeSpan.FromSeconds(60));
-        });
+        var producing = Pipeline.PublishSteadilyAsync(publisher, prefix, jvms, total, t0, 100, TimeSpan.FromMilliseconds(50), TimeSpan.FromSeconds(60));
 
         // A second member joins mid-stream: the group rebalances, partitions move.
         Assert.True(await Pipeline.EventuallyAsync(async () => await pipeline.CountAsync("jvm.uptime", prefix) >= 800, TimeSpan.FromSeconds(60)), "the first member stored nothing");
