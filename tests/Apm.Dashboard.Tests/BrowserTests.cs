@@ -84,7 +84,8 @@ public sealed class BrowserTests
         await page.Keyboard.PressAsync("Enter");
         try
         {
-            await page.WaitForURLAsync("**/jvm?id=*", new() { WaitUntil = WaitUntilState.Commit });
+            // Poll the document's own location: a URL wait can miss a navigation that committed before it was armed.
+            await page.WaitForFunctionAsync("() => location.pathname.endsWith('/jvm') && location.search.startsWith('?id=')", null, new() { Timeout = 90_000 });
         }
         catch (TimeoutException ex)
         {
