@@ -56,7 +56,7 @@ public static class FleetSoak
     private static async Task<int> RunAsync(TimeSpan duration, int rate, int jvmCount, int aggregatorCount, TimeSpan ruleWindow, TimeSpan interval)
     {
         var work = Directory.CreateTempSubdirectory("apm-soak-");
-        var children = new List<Service>();
+        var children = new List<ApmProcess>();
         var jvms = new List<JavaFixture>();
         // Stopped from outside (SIGTERM, Ctrl-C): take the services and JVMs down too, not only this process.
         void KillAll()
@@ -65,7 +65,7 @@ public static class FleetSoak
             foreach (var jvm in jvms) jvm.Dispose();
         }
 
-        void AddChild(Service child)
+        void AddChild(ApmProcess child)
         {
             lock (children) children.Add(child);
         }
@@ -95,7 +95,7 @@ public static class FleetSoak
             };
             for (var i = 0; i < aggregatorCount; i++)
             {
-                AddChild(Service.Start("aggregator" + (aggregatorCount > 1 ? "-" + (i + 1) : ""), "aggregator", work, common, new()
+                AddChild(ApmProcess.Start("aggregator" + (aggregatorCount > 1 ? "-" + (i + 1) : ""), "aggregator", work, common, new()
                 {
                     ["Apm__Rules__OldGenGrowth__Window"] = ruleWindow.ToString("c", CultureInfo.InvariantCulture),
                     ["Apm__Rules__TimerRetainedFinalizable__Window"] = ruleWindow.ToString("c", CultureInfo.InvariantCulture),
@@ -110,13 +110,13 @@ public static class FleetSoak
             jvms.Add(JavaFixture.Start("HealthyFinalizers", ["-Xmx64m", "-XX:+UseSerialGC"]));
             jvms.Add(JavaFixture.Start("IdleService", ["-Xmx96m", "-XX:+UseG1GC"]));
             foreach (var jvm in jvms) await jvm.WaitForPerfDataAsync(TimeSpan.FromSeconds(30)).ConfigureAwait(false);
-            AddChild(Service.Start("collector", "collector", work, common, new()
+            AddChild(ApmProcess.Start("collector", "collector", work, common, new()
             {
                 ["Apm__Collector__SampleInterval"] = "00:00:05",
                 ["Apm__Collector__FinalizerInterval"] = "00:00:15",
                 ["Apm__Collector__HistogramInterval"] = "00:02:00",
             }));
-            var server = Service.Start("server", "server", work, common, new() { ["Apm__Dashboard__PollInterval"] = "00:00:02" });
+            var server = ApmProcess.Start("server", "server", work, common, new() { ["Apm__Dashboard__PollInterval"] = "00:00:02" });
             AddChild(server);
             foreach (var child in children) await child.WaitHealthyAsync(TimeSpan.FromSeconds(90)).ConfigureAwait(false);
 
@@ -175,7 +175,7 @@ public static class FleetSoak
         }
     }
 
-    private static int Verdict(List<Reading> readings, List<Service> children, TimeSpan duration, TimeSpan ruleWindow, int rate,
+    private static int Verdict(List<Reading> readings, List<ApmProcess> children, TimeSpan duration, TimeSpan ruleWindow, int rate,
         FleetRunResult published, BrowseResult pages)
     {
         var warmUp = Math.Max(duration.TotalMinutes / 3, ruleWindow.TotalMinutes + 5);
@@ -301,122 +301,6 @@ public static class FleetSoak
     }
 
     private sealed record Reading(double Minutes, Dictionary<string, Dictionary<string, long>> Services, long Lag, long Published);
-
-    /// <summary>One <c>apm</c> process: its role, its port, its output, its /metrics.</summary>
-    private sealed class Service : IDisposable
-    {
-        private readonly System.Text.StringBuilder _output = new();
-
-        private Service(string name, string role, Process process, Uri url)
-        {
-            Name = name;
-            Role = role;
-            Process = process;
-            Http = new HttpClient { BaseAddress = url, Timeout = TimeSpan.FromSeconds(60) };
-            process.OutputDataReceived += (_, e) => Append(e.Data);
-            process.ErrorDataReceived += (_, e) => Append(e.Data);
-            process.BeginOutputReadLine();
-            process.BeginErrorReadLine();
-        }
-
-        public string Name { get; }
-
-        public string Role { get; }
-
-        public Process Process { get; }
-
-        public HttpClient Http { get; }
-
-        public string Output { get { lock (_output) return _output.ToString(); } }
-
-        public static Service Start(string name, string role, DirectoryInfo work, Dictionary<string, string> common, Dictionary<string, string> own)
-        {
-            var port = FreePort.Next();
-            var url = new Uri(Invariant($"http://127.0.0.1:{port}/"));
-            var psi = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "apm.dll"), role])
-            {
-                UseShellExecute = false,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-            };
-            foreach (var (k, v) in common) psi.Environment[k] = v;
-            foreach (var (k, v) in own) psi.Environment[k] = v;
-            psi.Environment["ASPNETCORE_URLS"] = url.ToString().TrimEnd('/');
-            psi.Environment["Apm__DataDirectory"] = work.CreateSubdirectory(name).FullName;
-            psi.Environment["Logging__LogLevel__Default"] = "Warning";
-            return new Service(name, role, Process.Start(psi) ?? throw new InvalidOperationException("could not start apm " + role), url);
-        }
-
-        public async Task WaitHealthyAsync(TimeSpan timeout)
-        {
-            var deadline = DateTime.UtcNow + timeout;
-            while (DateTime.UtcNow < deadline)
-            {
-                if (Process.HasExited) throw new InvalidOperationException($"apm {Role} exited with {Process.ExitCode}:\n{Output}");
-                try
-                {
-                    using var response = await Http.GetAsync(new Uri("healthz", UriKind.Relative)).ConfigureAwait(false);
-                    if (response.IsSuccessStatusCode) return;
-                }
-                catch (HttpRequestException)
-                {
-                    // not listening yet
-                }
-
-                await Task.Delay(500).ConfigureAwait(false);
-            }
-
-            throw new TimeoutException($"apm {Role} was not healthy within {timeout}:\n{Output}");
-        }
-
-        /// <summary>The Prometheus text of /metrics as name → value (an empty map when the request failed).</summary>
-        public async Task<Dictionary<string, long>> ReadMetricsAsync()
-        {
-            var values = new Dictionary<string, long>(StringComparer.Ordinal);
-            try
-            {
-                var text = await Http.GetStringAsync(new Uri("metrics", UriKind.Relative)).ConfigureAwait(false);
-                foreach (var line in text.Split('\n'))
-                {
-                    if (line.Length == 0 || line[0] == '#') continue;
-                    var space = line.IndexOf(' ', StringComparison.Ordinal);
-                    if (space > 0 && long.TryParse(line.AsSpan(space + 1), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v)) values[line[..space]] = v;
-                }
-            }
-            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
-            {
-                Console.Error.WriteLine($"soak: {Name} /metrics failed: {ex.Message}");
-            }
-
-            return values;
-        }
-
-        public void Dispose()
-        {
-            Http.Dispose();
-            try
-            {
-                if (!Process.HasExited) Process.Kill(entireProcessTree: true);
-            }
-            catch (InvalidOperationException)
-            {
-                // exited meanwhile
-            }
-
-            Process.Dispose();
-        }
-
-        private void Append(string? line)
-        {
-            if (line is null) return;
-            lock (_output)
-            {
-                // Keep the tail only: a soak runs for an hour.
-                if (_output.Length > 64 * 1024) _output.Remove(0, _output.Length - 32 * 1024);
-                _output.AppendLine(line);
-            }
-        }
-    }
 
     private static double Mb(Dictionary<string, long> metrics, string name) => metrics.GetValueOrDefault(name) / 1048576.0;
 
