@@ -12,9 +12,13 @@ namespace Apm.Aggregator.Alerting;
 public sealed partial class MailDeliveryService(MailOutbox outbox, ILogger<MailDeliveryService> logger) : BackgroundService
 {
     private readonly SemaphoreSlim _wake = new(0, int.MaxValue);
+    private long _roundFailures;
 
     /// <summary>How often due retries are looked for when nothing new was queued.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Delivery rounds that failed as a whole (the outbox unreadable, an unexpected error); each is retried.</summary>
+    public long RoundFailures => Interlocked.Read(ref _roundFailures);
 
     /// <summary>The outbox this service drains.</summary>
     public MailOutbox Outbox => outbox;
@@ -54,10 +58,12 @@ public sealed partial class MailDeliveryService(MailOutbox outbox, ILogger<MailD
             {
                 return;
             }
-            catch (IOException ex)
+#pragma warning disable CA1031 // Whatever fails (the outbox directory, permissions, an SMTP client surprise), the files stay and the next round retries: ending this service would stop the aggregator's host.
+            catch (Exception ex)
+#pragma warning restore CA1031
             {
-                // The outbox directory itself failed (disk, permissions): keep trying, the files stay.
-                LogOutboxFailed(logger, ex.Message);
+                Interlocked.Increment(ref _roundFailures);
+                LogOutboxFailed(logger, ex.GetType().Name, ex.Message);
             }
 
             try
@@ -74,6 +80,6 @@ public sealed partial class MailDeliveryService(MailOutbox outbox, ILogger<MailD
     [LoggerMessage(Level = LogLevel.Information, Message = "Sent {Count} alert e-mails; {Pending} still in the outbox")]
     private static partial void LogSent(ILogger logger, int count, int pending);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "The alert outbox could not be read: {Reason}")]
-    private static partial void LogOutboxFailed(ILogger logger, string reason);
+    [LoggerMessage(Level = LogLevel.Error, Message = "Alert e-mail delivery failed ({Kind}: {Reason}); the outbox keeps every message and the next round retries")]
+    private static partial void LogOutboxFailed(ILogger logger, string kind, string reason);
 }
