@@ -69,6 +69,8 @@ internal static class ApmHost
         var stateDir = Path.GetFullPath(config["Apm:DataDirectory"] ?? ".apm");
         // Triage reports live under the data directory unless configured (the aggregator writes, the API reads).
         if (string.IsNullOrEmpty(config["Apm:Reports:Directory"])) config["Apm:Reports:Directory"] = Path.Combine(stateDir, "reports");
+        // Heap dumps the collector takes wait for their triage there too, unless configured (docs/configuration.md).
+        if (string.IsNullOrEmpty(config["Apm:Collector:HeapDump:Directory"])) config["Apm:Collector:HeapDump:Directory"] = Path.Combine(stateDir, "dumps");
         var disposables = new List<IAsyncDisposable>();
         try
         {

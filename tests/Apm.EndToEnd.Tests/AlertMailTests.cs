@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Globalization;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -186,7 +185,7 @@ public sealed class AlertMailTests(ITestOutputHelper output)
             // The dump was deleted after triage; the command's progress is stored.
             Assert.Empty(Directory.EnumerateFiles(dumps.FullName));
             var states = await pipeline.Query.QueryAsync($"SELECT \"state\" FROM \"apm.command\" WHERE \"jvm_id\" = '{leakId}'");
-            Assert.Equal(["accepted", "running", "done"], states.Series.SelectMany(x => x.Values).Select(v => v[1].GetString()));
+            Assert.Equal(["accepted", "running", "running", "done"], states.Series.SelectMany(x => x.Values).Select(v => v[1].GetString()));
 
             // Every mail was delivered: the outbox is empty.
             Assert.True(await Pipeline.EventuallyAsync(() => Task.FromResult(!Directory.EnumerateFiles(outbox.FullName, "*.json").Any()), TimeSpan.FromSeconds(10)));
@@ -248,39 +247,23 @@ public sealed class AlertMailTests(ITestOutputHelper output)
         return list;
     }
 
-    private static ChildProcess StartAggregatorProcess(Pipeline pipeline, int smtpPort, int apiPort, string outbox, string reports)
-    {
-        var apm = Path.Combine(AppContext.BaseDirectory, "apm.dll");
-        var psi = new ProcessStartInfo("dotnet", [apm, "aggregator", "--urls", $"http://127.0.0.1:{apiPort}"])
+    private static ChildProcess StartAggregatorProcess(Pipeline pipeline, int smtpPort, int apiPort, string outbox, string reports) =>
+        ChildProcess.StartAggregator(pipeline, apiPort, new Dictionary<string, string>
         {
-            UseShellExecute = false,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        var env = psi.Environment;
-        env["Apm__Kafka__BootstrapServers"] = pipeline.KafkaOptions.BootstrapServers;
-        env["Apm__Kafka__EnsureTopics"] = "false";
-        env["Apm__Influx__Url"] = pipeline.InfluxOptions.Url!.ToString();
-        env["Apm__Aggregator__BatchMaxDelay"] = "00:00:00.300";
-        env["Apm__Smtp__Host"] = SmtpServer.Host;
-        env["Apm__Smtp__Port"] = smtpPort.ToString(CultureInfo.InvariantCulture);
-        env["Apm__Smtp__From"] = "apm@example.test";
-        env["Apm__Alerts__To"] = "oncall@example.test, second@example.test";
-        env["Apm__Alerts__DashboardUrl"] = "http://127.0.0.1:5080";
-        env["Apm__Alerts__OutboxDirectory"] = outbox;
-        env["Apm__Reports__Directory"] = reports;
-        env["Apm__DataDirectory"] = Path.GetDirectoryName(reports);
-        // Only the CancelTimer alert asks for a dump here (the slow finalizer's would only cost time).
-        env["Apm__Alerts__HeapDumpRules"] = "TimerRetainedFinalizable";
-        env["Apm__Alerts__MailPollInterval"] = "00:00:01";
-        env["Apm__Smtp__RetryBaseDelay"] = "00:00:01";
-        env["Apm__Smtp__RetryMaxDelay"] = "00:00:02";
-        // Test-sized windows: the defaults (10 min, 1 h) would make the test as long as a real incident.
-        env["Apm__Alerts__EvaluationInterval"] = "00:00:02";
-        env["Apm__Alerts__Lifecycle__ConsecutiveEvaluations"] = "2";
-        env["Apm__Alerts__Lifecycle__ClearFor"] = "00:00:05";
-        env["Apm__Rules__FinalizerBacklog__Window"] = "00:00:20";
-        env["Apm__Rules__TimerRetainedFinalizable__Window"] = "00:00:30";
-        return new ChildProcess(Process.Start(psi)!);
-    }
+            ["Apm__Smtp__Host"] = SmtpServer.Host,
+            ["Apm__Smtp__Port"] = smtpPort.ToString(CultureInfo.InvariantCulture),
+            ["Apm__Smtp__From"] = "apm@example.test",
+            ["Apm__Alerts__To"] = "oncall@example.test, second@example.test",
+            ["Apm__Alerts__DashboardUrl"] = "http://127.0.0.1:5080",
+            ["Apm__Alerts__OutboxDirectory"] = outbox,
+            ["Apm__Reports__Directory"] = reports,
+            ["Apm__DataDirectory"] = Path.GetDirectoryName(reports)!,
+            // Only the CancelTimer alert asks for a dump here (the slow finalizer's would only cost time).
+            ["Apm__Alerts__HeapDumpRules"] = "TimerRetainedFinalizable",
+            ["Apm__Alerts__MailPollInterval"] = "00:00:01",
+            ["Apm__Smtp__RetryBaseDelay"] = "00:00:01",
+            ["Apm__Smtp__RetryMaxDelay"] = "00:00:02",
+            ["Apm__Alerts__Lifecycle__ClearFor"] = "00:00:05",
+            ["Apm__Rules__TimerRetainedFinalizable__Window"] = "00:00:30",
+        });
 }

@@ -1,3 +1,8 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text.Json;
 using Apm.Collector;
 using Apm.Collector.Commands;
 using Apm.Kafka;
@@ -7,32 +12,37 @@ using Confluent.Kafka;
 using Google.Protobuf;
 using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
+using Xunit.Abstractions;
+using State = Apm.Protocol.V1.CommandResult.Types.State;
 
 namespace Apm.EndToEnd.Tests;
 
-/// <summary>The collector's heap-dump commands: every guard refuses with its reason, and none blocks sampling.</summary>
-public sealed class HeapDumpCommandTests
+/// <summary>
+/// The collector's heap-dump commands against real JVMs: every guard refuses with its reason, a guard that can change
+/// while a command waits is checked again when its turn comes, an abandoned dump holds the host until the JVM stops
+/// writing it, and none of them stops the collector sampling its JVMs.
+/// </summary>
+/// <remarks>
+/// A JVM held with SIGSTOP (<see cref="JavaFixture.Pause"/>) after its attach listener is up still accepts the attach
+/// connection and the request (the kernel queues them) but answers nothing: so a dump "runs" for exactly as long as a
+/// test needs, without timing.
+/// </remarks>
+public sealed class HeapDumpCommandTests(ITestOutputHelper output)
 {
+    private const long MiB = 1L << 20;
+
     [Fact]
     public async Task Commands_for_an_unknown_JVM_another_host_or_past_their_expiry_are_refused_or_ignored_with_reasons()
     {
         await using var pipeline = await Pipeline.StartAsync();
         using var aggregator = pipeline.StartAggregator();
+        using var idle = await StartJvmAsync("IdleService", ["-Xmx64m"]);
         var dumps = Directory.CreateTempSubdirectory("apm-dumps-");
-        using var collector = new CollectorService(
-            Options.Create(new CollectorOptions
-            {
-                SampleInterval = TimeSpan.FromSeconds(1),
-                FinalizerInterval = TimeSpan.Zero,
-                HistogramInterval = TimeSpan.Zero,
-                HostName = "cmd-host",
-                HeapDump = new HeapDumpOptions { Directory = dumps.FullName },
-            }),
-            Options.Create(pipeline.KafkaOptions), new CollectorMetrics(), NullLogger<CollectorService>.Instance);
-        await collector.StartAsync(CancellationToken.None);
+        await using var rig = CommandRig.Start(pipeline.KafkaOptions);
         try
         {
-            Assert.True(await Pipeline.EventuallyAsync(() => Task.FromResult(collector.CommandsReady), TimeSpan.FromSeconds(30)), "the command listener never got its partitions");
+            var collector = await rig.StartCollectorAsync("cmd-host", new HeapDumpOptions { Directory = dumps.FullName });
+            var jvm = await rig.JvmAsync("cmd-host", idle.Pid);
             using var producer = new ProducerBuilder<string, byte[]>(pipeline.KafkaOptions.CreateProducerConfig()).Build();
             var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
             void Send(string host, string jvm, long expires) => producer.Produce(ApmTopics.Commands, new Message<string, byte[]>
@@ -61,12 +71,380 @@ public sealed class HeapDumpCommandTests
             }, TimeSpan.FromSeconds(30)), "stored results: " + string.Join(" | ", failures));
             Assert.Contains(failures, f => f.StartsWith("jvm-gone: ", StringComparison.Ordinal) && f.Contains("cmd-host:999999:1", StringComparison.Ordinal));
             Assert.Contains(failures, f => f.StartsWith("expired: ", StringComparison.Ordinal));
+            await rig.SamplingGoesOnAsync("after the refusals", jvm);
             Assert.Null(aggregator.Failure);
         }
         finally
         {
-            await collector.StopAsync(CancellationToken.None);
             dumps.Delete(true);
+        }
+    }
+
+    [Fact]
+    public async Task Commands_queued_behind_a_running_dump_are_checked_again_when_their_turn_comes_so_two_for_one_JVM_dump_it_once()
+    {
+        using var held = await StartJvmAsync("IdleService", ["-Xmx64m"]);
+        using var target = await StartJvmAsync("IdleService", ["-Xmx64m"]);
+        using var leaving = await StartJvmAsync("IdleService", ["-Xmx64m"]);
+        var dumps = Directory.CreateTempSubdirectory("apm-dumps-");
+        await using var rig = CommandRig.Start();
+        try
+        {
+            const string host = "guard-queue";
+            await rig.StartCollectorAsync(host, new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = MiB, MinInterval = TimeSpan.FromHours(1) });
+            var heldJvm = await rig.JvmAsync(host, held.Pid);
+            var targetJvm = await rig.JvmAsync(host, target.Pid);
+            var leavingJvm = await rig.JvmAsync(host, leaving.Pid);
+
+            // A dump that runs until the test lets it: the JVM takes the request but is stopped.
+            var first = await StartHeldDumpAsync(rig, held, heldJvm);
+
+            // Two commands for one JVM, one for a JVM about to exit, one that expires while it waits: all wait their turn.
+            var a = rig.Send(targetJvm);
+            var b = rig.Send(targetJvm);
+            var toLeaving = rig.Send(leavingJvm);
+            var expiring = rig.Send(targetJvm, TimeSpan.FromSeconds(15));
+            foreach (var c in new[] { a, b, toLeaving, expiring }) await rig.WaitForAsync(c.CommandId, r => r.State == State.Queued, "queued");
+            leaving.Kill();
+            await rig.WaitGoneAsync(leavingJvm);
+            var busy = await rig.FinalAsync(expiring.CommandId);
+            Assert.True(busy.Failure == "busy", rig.Describe(expiring.CommandId));
+            await rig.SamplingGoesOnAsync("while a dump held the host", heldJvm, targetJvm);
+
+            held.Resume();
+            Assert.Equal(State.Done, (await rig.FinalAsync(first.CommandId)).State);
+            var finals = new[] { await rig.FinalAsync(a.CommandId), await rig.FinalAsync(b.CommandId) };
+            var log = $"a: {rig.Describe(a.CommandId)}\nb: {rig.Describe(b.CommandId)}";
+            // The JVM was dumped once: the second command saw the first one's dump when its turn came.
+            Assert.True(finals.Count(f => f.State == State.Done) == 1, log);
+            var tooSoon = Assert.Single(finals, f => f.Failure == "too-soon");
+            Assert.Contains("checked again after waiting", tooSoon.Reason, StringComparison.Ordinal);
+            Assert.Equal([State.Queued, State.Failed], rig.Results(tooSoon.CommandId).Select(r => r.State));
+            // The JVM that exited while its command waited: refused when its turn came, without touching the attach socket.
+            var gone = await rig.FinalAsync(toLeaving.CommandId);
+            Assert.True(gone.Failure == "jvm-gone", rig.Describe(toLeaving.CommandId));
+            Assert.Contains("checked again after waiting", gone.Reason, StringComparison.Ordinal);
+            Assert.Equal([State.Queued, State.Failed], rig.Results(toLeaving.CommandId).Select(r => r.State));
+            await rig.SamplingGoesOnAsync("after the refusals", heldJvm, targetJvm);
+            Assert.Empty(Directory.EnumerateFiles(dumps.FullName));
+        }
+        finally
+        {
+            held.Resume();
+            dumps.Delete(true);
+        }
+    }
+
+    [Fact]
+    public async Task A_dump_abandoned_at_the_size_limit_is_refused_at_once_and_holds_the_host_until_the_JVM_stops_writing_it()
+    {
+        // About 100 MB of dump, written in well under a second but over many writes.
+        using var big = await StartJvmAsync("CancelTimerLeak", ["-Xmx512m", "-XX:+UseSerialGC"], ["200000"]);
+        using var next = await StartJvmAsync("IdleService", ["-Xmx64m"]);
+        var dumps = Directory.CreateTempSubdirectory("apm-dumps-");
+        await using var rig = CommandRig.Start();
+        try
+        {
+            const string host = "guard-abandon";
+            const long limit = 4 * MiB;
+            await rig.StartCollectorAsync(host, new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = MiB, MaxBytes = limit, MinInterval = TimeSpan.Zero });
+            var bigJvm = await rig.JvmAsync(host, big.Pid);
+            var nextJvm = await rig.JvmAsync(host, next.Pid);
+            var first = await StartHeldDumpAsync(rig, big, bigJvm);
+            var queued = rig.Send(nextJvm);
+            await rig.WaitForAsync(queued.CommandId, r => r.State == State.Queued, "queued");
+
+            // Let the JVM write until the file passes the limit, then stop it in the middle of writing.
+            var file = Path.Combine(dumps.FullName, $"apm-{first.CommandId}.hprof");
+            var stopped = Task.Factory.StartNew(() =>
+            {
+                var deadline = Stopwatch.StartNew();
+                while (!(File.Exists(file) && new FileInfo(file).Length > limit))
+                {
+                    if (deadline.Elapsed > TimeSpan.FromMinutes(2)) return false;
+                    Thread.SpinWait(100);
+                }
+
+                big.Pause();
+                return true;
+            }, TaskCreationOptions.LongRunning);
+            big.Resume();
+            Assert.True(await stopped, "the dump never passed the limit");
+            Assert.True(big.HoldsOpen(file), $"the JVM had finished its dump ({new FileInfo(file).Length} bytes) before it could be stopped");
+
+            // The refusal comes at once, while the JVM still writes (it is stopped with the file open)...
+            var refused = await rig.WaitForAsync(first.CommandId, r => r.State == State.Failed, "failed");
+            Assert.True(refused.Failure == "too-large", rig.Describe(first.CommandId));
+            Assert.Contains($"{limit}-byte limit", refused.Reason, StringComparison.Ordinal);
+            // ...but the file stays until the JVM is done with it, and no other dump starts meanwhile.
+            await rig.SamplingGoesOnAsync("while the abandoned dump held the host", bigJvm, nextJvm);
+            Assert.True(File.Exists(file), "the partial dump was deleted while the JVM still wrote it");
+            Assert.True(big.HoldsOpen(file));
+            Assert.Equal([State.Queued], rig.Results(queued.CommandId).Select(r => r.State));
+
+            // The JVM finishes writing: the partial file goes, and the waiting command gets the host.
+            big.Resume();
+            var accepted = await rig.WaitForAsync(queued.CommandId, r => r.State == State.Accepted, "accepted");
+            Assert.True(accepted.TimeUnixNanos > refused.TimeUnixNanos);
+            await rig.FinalAsync(queued.CommandId);
+            Assert.False(File.Exists(file), "the partial dump was not deleted");
+            Assert.False(big.HoldsOpen(file));
+            Assert.Equal([State.Accepted, State.Running, State.Failed], rig.Results(first.CommandId).Select(r => r.State));
+            await rig.SamplingGoesOnAsync("after the abandoned dump", bigJvm, nextJvm);
+        }
+        finally
+        {
+            big.Resume();
+            dumps.Delete(true);
+        }
+    }
+
+    [Fact]
+    public async Task Free_disk_falling_below_the_threshold_while_the_JVM_writes_abandons_the_dump_and_frees_the_space()
+    {
+        using var big = await StartJvmAsync("CancelTimerLeak", ["-Xmx512m", "-XX:+UseSerialGC"], ["200000"]);
+        var dumps = Directory.CreateTempSubdirectory("apm-dumps-");
+        // A 32 MiB file system that the 100 MB dump fills; the threshold lets the dump start and stops it 8 MiB in.
+        var small = TryMountTmpfs(dumps.FullName, 32 * MiB, out var whyNot);
+        long threshold;
+        if (small)
+        {
+            output.WriteLine($"A 32 MiB tmpfs on {dumps.FullName}.");
+            threshold = 24 * MiB;
+        }
+        else
+        {
+            // Without the right to mount: the same check against the free space of the temp file system as it is now.
+            output.WriteLine($"No small file system ({whyNot}); the threshold is set 8 MiB below the free space of {dumps.FullName} instead.");
+            threshold = new DriveInfo(dumps.FullName).AvailableFreeSpace - (8 * MiB);
+        }
+
+        await using var rig = CommandRig.Start();
+        try
+        {
+            const string host = "guard-disk-during";
+            await rig.StartCollectorAsync(host, new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = threshold });
+            var bigJvm = await rig.JvmAsync(host, big.Pid);
+            var command = rig.Send(bigJvm);
+            var final = await rig.FinalAsync(command.CommandId);
+            var states = rig.Results(command.CommandId);
+            // The check before the dump passed; the one while the JVM wrote it did not.
+            Assert.True(final.Failure == "disk-full", rig.Describe(command.CommandId));
+            Assert.Contains("while dumping", final.Reason, StringComparison.Ordinal);
+            Assert.Equal([State.Accepted, State.Running, State.Failed], states.Select(r => r.State));
+            // The refusal came at once; the partial dump goes once the JVM stopped writing it, and its space is free again.
+            var file = Path.Combine(dumps.FullName, $"apm-{command.CommandId}.hprof");
+            Assert.True(await Pipeline.EventuallyAsync(() => Task.FromResult(!File.Exists(file)), TimeSpan.FromMinutes(2)), "the partial dump was not deleted");
+            Assert.False(big.HoldsOpen(file));
+            if (small) Assert.True(new DriveInfo(dumps.FullName).AvailableFreeSpace > threshold, "the space of the abandoned dump was not freed");
+            await rig.SamplingGoesOnAsync("after the refusal", bigJvm);
+            Assert.False(big.HasExited);
+        }
+        finally
+        {
+            await rig.DisposeAsync();
+            if (small) JavaFixture.RunTool("umount", [dumps.FullName]);
+            dumps.Delete(true);
+        }
+    }
+
+    [Fact]
+    public async Task Refusals_before_a_dump_and_a_triage_child_over_its_memory_limit_are_reported_while_sampling_goes_on()
+    {
+        using var jvm = await StartJvmAsync("IdleService", ["-Xmx64m"]);
+        var dumps = Directory.CreateTempSubdirectory("apm-dumps-");
+        await using var rig = CommandRig.Start();
+        try
+        {
+            await rig.StartCollectorAsync("guard-memory", new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = MiB, TriageMemoryLimitBytes = 4 * MiB });
+            // Free disk below the configured minimum (a nearly full disk, simulated by the threshold).
+            await rig.StartCollectorAsync("guard-disk", new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = long.MaxValue });
+            var onMemory = await rig.JvmAsync("guard-memory", jvm.Pid);
+            var onDisk = await rig.JvmAsync("guard-disk", jvm.Pid);
+
+            // The triage child over its memory limit is stopped and reported as such; the dump is deleted.
+            var triage = rig.Send(onMemory);
+            var tiny = await rig.FinalAsync(triage.CommandId);
+            Assert.True(tiny.Failure == "triage-memory-limit", rig.Describe(triage.CommandId));
+            Assert.Equal([State.Accepted, State.Running, State.Running, State.Failed], rig.Results(triage.CommandId).Select(r => r.State));
+            Assert.Empty(Directory.EnumerateFiles(dumps.FullName));
+            await rig.SamplingGoesOnAsync("after the triage failed", onMemory);
+
+            // The same JVM again within the minimum interval: too soon, at once.
+            var again = rig.Send(onMemory);
+            Assert.True((await rig.FinalAsync(again.CommandId)).Failure == "too-soon", rig.Describe(again.CommandId));
+            Assert.Equal([State.Failed], rig.Results(again.CommandId).Select(r => r.State));
+            await rig.SamplingGoesOnAsync("after the too-soon refusal", onMemory);
+
+            var disk = rig.Send(onDisk);
+            var full = await rig.FinalAsync(disk.CommandId);
+            Assert.True(full.Failure == "disk-full", rig.Describe(disk.CommandId));
+            Assert.StartsWith("Only ", full.Reason, StringComparison.Ordinal);
+            Assert.Equal([State.Failed], rig.Results(disk.CommandId).Select(r => r.State));
+            await rig.SamplingGoesOnAsync("after the disk-full refusal", onDisk, onMemory);
+        }
+        finally
+        {
+            dumps.Delete(true);
+        }
+    }
+
+    [Fact]
+    public async Task A_dump_is_of_live_objects_unless_asked_triaged_into_report_chunks_and_deleted_unless_kept()
+    {
+        using var leak = await StartJvmAsync("CancelTimerLeak", ["-Xmx128m", "-XX:+UseSerialGC"], ["3000"]);
+        using var idle = await StartJvmAsync("IdleService", ["-Xmx64m"]);
+        var dumps = Directory.CreateTempSubdirectory("apm-dumps-");
+        try
+        {
+            var results = new ConcurrentQueue<CommandResult>();
+            var chunks = new ConcurrentQueue<TriageReportChunk>();
+            var sent = new ConcurrentQueue<string>();
+            var client = new Apm.Jvm.Attach.HotSpotAttachClient();
+            // The real attach client, with the command lines it was given written down.
+            HeapDumpHandler Handler(HeapDumpOptions o) => new(o, NullLogger.Instance, m => results.Enqueue(m.CommandResult), chunks.Enqueue,
+                (pid, line, timeout, ct) =>
+                {
+                    sent.Enqueue(line);
+                    return client.JcmdAsync(pid, line, timeout, ct);
+                });
+
+            // The default: accepted, running (the dump), running (the triage), done; a live-objects dump (no -all: the
+            // JVM runs a full GC first); the chunks make a report naming the pattern; the dump is deleted.
+            var command = Command(Identity(leak));
+            var done = await Handler(new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = MiB }).HandleAsync(command, Identity(leak), CancellationToken.None);
+            Assert.True(done.State == State.Done, $"{done.Failure}: {done.Reason}");
+            Assert.Equal([State.Accepted, State.Running, State.Running, State.Done], results.Select(r => r.State));
+            Assert.Equal([$"GC.heap_dump {Path.Combine(dumps.FullName, $"apm-{command.CommandId}.hprof")}"], sent);
+            var report = Apm.Reports.ReportChunks.Join(chunks.ToList());
+            Assert.Equal(done.ReportId, report.Meta.Id);
+            Assert.Contains("CancelTimerLeak$CancelTimerLeakStatement", report.Meta.TopFinding, StringComparison.Ordinal);
+            Assert.Contains("timer-retained-finalizable", System.Text.Encoding.UTF8.GetString(report.Json), StringComparison.Ordinal);
+            Assert.StartsWith("<!DOCTYPE html>", System.Text.Encoding.UTF8.GetString(report.Html), StringComparison.Ordinal);
+            Assert.Empty(Directory.EnumerateFiles(dumps.FullName));
+
+            // Every object when the command asks, and kept after the triage when configured: the file is the JVM's dump.
+            sent.Clear();
+            chunks.Clear();
+            var all = Command(Identity(idle));
+            all.HeapDump.AllObjects = true;
+            var kept = await Handler(new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = MiB, KeepDumps = true }).HandleAsync(all, Identity(idle), CancellationToken.None);
+            Assert.True(kept.State == State.Done, $"{kept.Failure}: {kept.Reason}");
+            var file = Path.Combine(dumps.FullName, $"apm-{all.CommandId}.hprof");
+            Assert.Equal([$"GC.heap_dump -all {file}"], sent);
+            Assert.Equal([file], Directory.EnumerateFiles(dumps.FullName));
+            Assert.Equal(Apm.Reports.ReportChunks.Join(chunks.ToList()).Meta.DumpBytes, new FileInfo(file).Length);
+            using (var stream = File.OpenRead(file))
+            {
+                var header = new byte[19];
+                stream.ReadExactly(header);
+                Assert.Equal("JAVA PROFILE 1.0.2\0", System.Text.Encoding.ASCII.GetString(header));
+            }
+
+            // A JVM that exited after the collector last saw it: the attach fails with a reason.
+            idle.Kill();
+            var gone = await Handler(new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = MiB }).HandleAsync(Command(Identity(idle)), Identity(idle), CancellationToken.None);
+            Assert.Equal("attach-failed", gone.Failure);
+        }
+        finally
+        {
+            dumps.Delete(true);
+        }
+    }
+
+    [Fact]
+    public async Task A_rule_triggered_dump_the_collector_refuses_leaves_the_alert_firing_and_stored_and_sampling_going_on()
+    {
+        await using var pipeline = await Pipeline.StartAsync();
+        var state = Directory.CreateTempSubdirectory("apm-rule-dump-");
+        var apiPort = FreePort.Next();
+        // The leak rules at test speed, FinalizerBacklog asking for heap dumps; no e-mail.
+        using var aggregator = ChildProcess.StartAggregator(pipeline, apiPort, new Dictionary<string, string>
+        {
+            ["Apm__DataDirectory"] = state.FullName,
+            ["Apm__Alerts__HeapDumpRules"] = "FinalizerBacklog",
+            ["Apm__Alerts__Lifecycle__ClearFor"] = "00:05:00",
+        });
+        using var api = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{apiPort}") };
+        using var slow = await StartJvmAsync("SlowFinalizer", ["-Xmx256m", "-XX:+UseSerialGC"]);
+        await using var rig = CommandRig.Start(pipeline.KafkaOptions);
+        try
+        {
+            // A collector whose disk is "full" (the threshold): it refuses the dump the FinalizerBacklog alert asks for.
+            const string host = "guard-rule";
+            await rig.StartCollectorAsync(host, new HeapDumpOptions { Directory = Path.Combine(state.FullName, "dumps"), MinFreeBytes = long.MaxValue },
+                finalizerInterval: TimeSpan.FromSeconds(1));
+            var jvm = await rig.JvmAsync(host, slow.Pid);
+            CommandResult? refused = null;
+            Assert.True(await Pipeline.EventuallyAsync(() =>
+            {
+                refused = rig.ResultsTriggeredBy("rule:FinalizerBacklog").FirstOrDefault(r => r.Jvm.JvmId == jvm.JvmId && r.State == State.Failed);
+                return Task.FromResult(refused is not null);
+            }, TimeSpan.FromMinutes(3)), $"no refused rule-triggered dump\naggregator:\n{aggregator.Output}");
+            Assert.Equal("disk-full", refused!.Failure);
+            Assert.StartsWith(jvm.JvmId + "|FinalizerBacklog|", refused.AlertId, StringComparison.Ordinal);
+
+            // The refusal is stored with its alert, and the alert is still firing, in the store and in the API.
+            await rig.SamplingGoesOnAsync("after the refusal", jvm);
+            string? storedFailure = null;
+            Assert.True(await Pipeline.EventuallyAsync(async () =>
+            {
+                var r = await pipeline.Query.QueryAsync($"SELECT \"failure\" FROM \"apm.command\" WHERE \"alert_id\" = '{refused.AlertId.Replace("'", "\\'", StringComparison.Ordinal)}'");
+                storedFailure = r.Series.SelectMany(x => x.Values).Select(v => v[1].GetString()).LastOrDefault();
+                return storedFailure is not null;
+            }, TimeSpan.FromSeconds(30)), "the refusal was not stored");
+            Assert.Equal("disk-full", storedFailure);
+            var firing = await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=firing&jvm=" + Uri.EscapeDataString(jvm.JvmId));
+            var alert = Assert.Single(firing.EnumerateArray(), a => a.GetProperty("id").GetString() == refused.AlertId);
+            Assert.Equal("firing", alert.GetProperty("state").GetString());
+            // Sampling and the rules go on: the alert is still firing a few evaluations later, not resolved nor re-fired.
+            await rig.SamplingGoesOnAsync("after the refusal", jvm);
+            await rig.SamplingGoesOnAsync("after the refusal", jvm);
+            var all = await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=all&jvm=" + Uri.EscapeDataString(jvm.JvmId));
+            var backlog = Assert.Single(all.EnumerateArray(), a => a.GetProperty("rule").GetString() == "FinalizerBacklog");
+            Assert.Equal(refused.AlertId, backlog.GetProperty("id").GetString());
+            Assert.Equal("firing", backlog.GetProperty("state").GetString());
+            Assert.Single(rig.ResultsTriggeredBy("rule:FinalizerBacklog"), r => r.Jvm.JvmId == jvm.JvmId);
+        }
+        finally
+        {
+            await rig.DisposeAsync();
+            state.Delete(true);
+        }
+    }
+
+    /// <summary>Sends <paramref name="jvm"/> a dump command that it takes but does not answer until <see cref="JavaFixture.Resume"/>.</summary>
+    private static async Task<CollectorCommand> StartHeldDumpAsync(CommandRig rig, JavaFixture fixture, JvmIdentity jvm)
+    {
+        // The attach listener must be up before the JVM stops (a stopped JVM cannot start it).
+        fixture.Jcmd("VM.version");
+        fixture.Pause();
+        var command = rig.Send(jvm);
+        await rig.WaitForAsync(command.CommandId, r => r.State == State.Running, "running (the dump started)");
+        Assert.Equal([State.Accepted, State.Running], rig.Results(command.CommandId).Select(r => r.State));
+        return command;
+    }
+
+    private static async Task<JavaFixture> StartJvmAsync(string mainClass, string[] options, string[]? args = null)
+    {
+        var jvm = JavaFixture.Start(mainClass, options, args);
+        await jvm.WaitForOutputAsync("READY", TimeSpan.FromSeconds(60));
+        return jvm;
+    }
+
+    /// <summary>Mounts a tmpfs of <paramref name="bytes"/> on <paramref name="directory"/>; false (and why) where mounting is not allowed.</summary>
+    private static bool TryMountTmpfs(string directory, long bytes, out string whyNot)
+    {
+        try
+        {
+            JavaFixture.RunTool("mount", ["-t", "tmpfs", "-o", $"size={bytes},mode=1777", "tmpfs", directory]);
+            whyNot = "";
+            return true;
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or System.ComponentModel.Win32Exception)
+        {
+            whyNot = "mount -t tmpfs needs CAP_SYS_ADMIN: " + ex.Message.Trim();
+            return false;
         }
     }
 
@@ -82,81 +460,6 @@ public sealed class HeapDumpCommandTests
     };
 
     private static JvmIdentity Identity(JavaFixture jvm) => new() { JvmId = $"guard:{jvm.Pid}:1", Host = "guard-host", Pid = jvm.Pid, MainClass = jvm.MainClass };
-
-    [Fact]
-    public async Task A_real_dump_is_triaged_into_report_chunks_and_deleted_and_each_guard_refuses_with_its_reason()
-    {
-        using var leak = JavaFixture.Start("CancelTimerLeak", ["-Xmx128m", "-XX:+UseSerialGC"], ["3000"]);
-        using var idle = JavaFixture.Start("IdleService", ["-Xmx64m"]);
-        await leak.WaitForOutputAsync("READY", TimeSpan.FromSeconds(30));
-        await idle.WaitForOutputAsync("READY", TimeSpan.FromSeconds(30));
-        var dumps = Directory.CreateTempSubdirectory("apm-dumps-");
-        try
-        {
-            var results = new System.Collections.Concurrent.ConcurrentQueue<CommandResult>();
-            var chunks = new System.Collections.Concurrent.ConcurrentQueue<TriageReportChunk>();
-            HeapDumpHandler Handler(HeapDumpOptions o) => new(o, NullLogger.Instance, m => results.Enqueue(m.CommandResult), chunks.Enqueue);
-            var options = new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = 1 << 20, MinInterval = TimeSpan.FromHours(1) };
-
-            // A dump that works: accepted, running, done; the chunks make a report naming the pattern; the dump is gone.
-            var handler = Handler(options);
-            var done = await handler.HandleAsync(Command(Identity(leak)), Identity(leak), CancellationToken.None);
-            Assert.True(done.State == CommandResult.Types.State.Done, $"{done.Failure}: {done.Reason}");
-            Assert.Equal([CommandResult.Types.State.Accepted, CommandResult.Types.State.Running, CommandResult.Types.State.Done], results.Select(r => r.State));
-            var report = Apm.Reports.ReportChunks.Join(chunks.ToList());
-            Assert.Equal(done.ReportId, report.Meta.Id);
-            Assert.Contains("CancelTimerLeak$CancelTimerLeakStatement", report.Meta.TopFinding, StringComparison.Ordinal);
-            Assert.Contains("timer-retained-finalizable", System.Text.Encoding.UTF8.GetString(report.Json), StringComparison.Ordinal);
-            Assert.StartsWith("<!DOCTYPE html>", System.Text.Encoding.UTF8.GetString(report.Html), StringComparison.Ordinal);
-            Assert.Empty(Directory.EnumerateFiles(dumps.FullName));
-
-            // The same JVM again within the minimum interval: too soon.
-            var again = await handler.HandleAsync(Command(Identity(leak)), Identity(leak), CancellationToken.None);
-            Assert.Equal("too-soon", again.Failure);
-
-            // Free disk below the configured minimum (a nearly full disk, simulated by the threshold): refused before dumping.
-            var full = await Handler(new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = long.MaxValue })
-                .HandleAsync(Command(Identity(idle)), Identity(idle), CancellationToken.None);
-            Assert.Equal("disk-full", full.Failure);
-            Assert.Contains("free", full.Reason, StringComparison.Ordinal);
-
-            // The triage child over its memory limit is stopped by the runtime and reported as such; the dump is deleted.
-            var tiny = await Handler(new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = 1 << 20, TriageMemoryLimitBytes = 4 << 20 })
-                .HandleAsync(Command(Identity(leak)), Identity(leak), CancellationToken.None);
-            Assert.True(tiny.Failure == "triage-memory-limit", $"{tiny.Failure}: {tiny.Reason}");
-            Assert.Empty(Directory.EnumerateFiles(dumps.FullName));
-
-            // One dump at a time per host: a second command waits its turn (both are done, one after the other)...
-            var busyHandler = Handler(new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = 1 << 20, MinInterval = TimeSpan.Zero });
-            var first = busyHandler.HandleAsync(Command(Identity(leak)), Identity(leak), CancellationToken.None);
-            var second = await busyHandler.HandleAsync(Command(Identity(idle)), Identity(idle), CancellationToken.None);
-            Assert.Equal(CommandResult.Types.State.Done, (await first).State);
-            Assert.True(second.State == CommandResult.Types.State.Done, $"{second.Failure}: {second.Reason}");
-            // ...but not past its expiry: then it is refused as busy.
-            var third = busyHandler.HandleAsync(Command(Identity(leak)), Identity(leak), CancellationToken.None);
-            var late = Command(Identity(idle));
-            late.ExpiresUnixMs = DateTimeOffset.UtcNow.AddMilliseconds(300).ToUnixTimeMilliseconds();
-            var refused = await busyHandler.HandleAsync(late, Identity(idle), CancellationToken.None);
-            Assert.True(refused.Failure == "busy", $"{refused.Failure}: {refused.Reason}");
-            Assert.Equal(CommandResult.Types.State.Done, (await third).State);
-
-            // A dump growing past the size limit is abandoned and deleted (the limit is watched while the JVM writes).
-            var large = await Handler(new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = 1 << 20, MaxBytes = 64 * 1024 })
-                .HandleAsync(Command(Identity(leak)), Identity(leak), CancellationToken.None);
-            Assert.True(large.Failure is "too-large", $"{large.Failure}: {large.Reason}");
-            Assert.True(await Pipeline.EventuallyAsync(() => Task.FromResult(!Directory.EnumerateFiles(dumps.FullName).Any()), TimeSpan.FromSeconds(30)),
-                "the abandoned dump was not deleted");
-
-            // A JVM that exited between the command and the dump: the attach fails with a reason.
-            idle.Kill();
-            var gone = await Handler(options).HandleAsync(Command(Identity(idle)), Identity(idle), CancellationToken.None);
-            Assert.Equal("attach-failed", gone.Failure);
-        }
-        finally
-        {
-            dumps.Delete(true);
-        }
-    }
 
     /// <summary>Sends commands to the real (mock-cluster) commands topic, as `apm up` does.</summary>
     private sealed class TopicCommandSender(KafkaOptions kafka) : Apm.Server.ICommandSender, IDisposable
@@ -196,7 +499,7 @@ public sealed class HeapDumpCommandTests
             string? id = null;
             Assert.True(await Pipeline.EventuallyAsync(async () =>
             {
-                var list = await System.Net.Http.Json.HttpClientJsonExtensions.GetFromJsonAsync<System.Text.Json.JsonElement>(api, "/api/jvms");
+                var list = await api.GetFromJsonAsync<JsonElement>("/api/jvms");
                 id = list.EnumerateArray().Where(j => j.GetProperty("pid").GetInt32() == jvm.Pid).Select(j => j.GetProperty("id").GetString()).FirstOrDefault();
                 return id != null;
             }, TimeSpan.FromSeconds(30)), "the JVM never appeared");
@@ -207,11 +510,11 @@ public sealed class HeapDumpCommandTests
             var samplesBefore = metrics.SamplesPublished;
             var response = await api.PostAsync($"/api/jvms/{Uri.EscapeDataString(id!)}/heap-dump", null);
             Assert.Equal(System.Net.HttpStatusCode.Accepted, response.StatusCode);
-            var body = System.Text.Json.JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+            var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
             var commandId = body.GetProperty("commandId").GetString();
             Assert.Equal("api-dump-host", body.GetProperty("host").GetString());
 
-            // The collector took the dump, triaged it and reported done; the result is stored with the command id.
+            // The collector took the dump, triaged it and reported done; every result is stored with the command id.
             List<string> states = [];
             Assert.True(await Pipeline.EventuallyAsync(async () =>
             {
@@ -219,7 +522,7 @@ public sealed class HeapDumpCommandTests
                 states = r.Series.SelectMany(x => x.Values).Select(v => v[1].GetString() + " " + v[2].GetString()).ToList();
                 return states.Any(s => s.StartsWith("done", StringComparison.Ordinal) || s.StartsWith("failed", StringComparison.Ordinal));
             }, TimeSpan.FromSeconds(90)), "command results: " + string.Join(" | ", states));
-            Assert.StartsWith("done", states[^1], StringComparison.Ordinal);
+            Assert.Equal(["accepted", "running", "running", "done"], states.Select(s => s.Split(' ')[0]));
             // Sampling went on while the dump was taken and triaged (it runs on its own task).
             Assert.True(metrics.SamplesPublished > samplesBefore, $"no samples published during the dump ({samplesBefore} before, {metrics.SamplesPublished} after)");
         }

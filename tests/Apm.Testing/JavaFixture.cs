@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using System.Text;
 
 namespace Apm.Testing;
@@ -9,7 +10,7 @@ namespace Apm.Testing;
 /// Started through <see cref="Process"/> (never a background shell job: those ignore SIGQUIT and never
 /// answer the attach handshake). Disposing kills the JVM and waits for it.
 /// </summary>
-public sealed class JavaFixture : IDisposable
+public sealed partial class JavaFixture : IDisposable
 {
     private static readonly ConcurrentDictionary<string, Lazy<string>> CompiledDirs = new();
     private readonly Process _process;
@@ -135,6 +136,45 @@ public sealed class JavaFixture : IDisposable
         if (p.ExitCode != 0) throw new InvalidOperationException($"{tool} exited {p.ExitCode}: {stderr.Result}{stdout.Result}");
         return stdout.Result;
     }
+
+    /// <summary>
+    /// Stops every thread of the JVM (SIGSTOP) until <see cref="Resume"/>: how a test holds a JVM in the middle of a
+    /// request (its attach socket still accepts connections; the kernel queues the request).
+    /// </summary>
+    public void Pause() => Signal(SigStop);
+
+    /// <summary>Lets a JVM stopped by <see cref="Pause"/> run on (SIGCONT).</summary>
+    public void Resume() => Signal(SigCont);
+
+    /// <summary>
+    /// Whether the JVM has a file descriptor open on <paramref name="path"/> (a deleted file too: its link then ends in
+    /// " (deleted)"): whether it is still writing a file, seen from outside.
+    /// </summary>
+    public bool HoldsOpen(string path)
+    {
+        try
+        {
+            return Directory.EnumerateFileSystemEntries($"/proc/{Pid}/fd")
+                .Select(fd => new FileInfo(fd).LinkTarget)
+                .Any(t => t == path || t == path + " (deleted)");
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
+    // Linux (x86-64 and arm64) signal numbers.
+    private const int SigCont = 18;
+    private const int SigStop = 19;
+
+    private void Signal(int signal)
+    {
+        if (SysKill(Pid, signal) != 0) throw new InvalidOperationException($"kill({Pid}, {signal}) failed with errno {Marshal.GetLastPInvokeError()}");
+    }
+
+    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static partial int SysKill(int pid, int signal);
 
     public void Kill()
     {

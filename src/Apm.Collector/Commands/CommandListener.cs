@@ -83,7 +83,7 @@ public sealed partial class CommandListener : IDisposable
             if (command.ExpiresUnixMs < DateTimeOffset.UtcNow.AddDays(-1).ToUnixTimeMilliseconds()) continue;
             LogReceived(_logger, command.CommandId, command.JvmId, command.Trigger);
             _running.RemoveAll(t => t.IsCompleted);
-            _running.Add(Task.Run(() => _handler.HandleAsync(command, _findJvm(command.JvmId), ct), ct));
+            _running.Add(Task.Run(() => _handler.HandleAsync(command, _findJvm, ct), ct));
         }
 
         try
