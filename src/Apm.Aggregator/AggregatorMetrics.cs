@@ -19,6 +19,8 @@ public sealed class AggregatorMetrics
     private long _heapDumpsRequested;
     private long _reportsStored;
     private long _reportsRejected;
+    private long _reportStoreFailures;
+    private long _reportChunkDuplicates;
 
     public long MessagesConsumed => Interlocked.Read(ref _consumed);
 
@@ -64,6 +66,12 @@ public sealed class AggregatorMetrics
 
     /// <summary>Report chunks or reports that could not be used (corrupt, incomplete, too large).</summary>
     public long ReportsRejected => Interlocked.Read(ref _reportsRejected);
+
+    /// <summary>Attempts to store a whole report that failed (disk full, unwritable); the report is kept and retried.</summary>
+    public long ReportStoreFailures => Interlocked.Read(ref _reportStoreFailures);
+
+    /// <summary>Report chunks read again (a redelivery) and ignored: identical to one held, or of a report already stored.</summary>
+    public long ReportChunkDuplicates => Interlocked.Read(ref _reportChunkDuplicates);
 
     /// <summary>Messages behind the end of the owned partitions at the last commit (high watermark minus position).</summary>
     public long ConsumerLag { get; internal set; }
@@ -111,6 +119,10 @@ public sealed class AggregatorMetrics
     internal void ReportStored() => Interlocked.Increment(ref _reportsStored);
 
     internal void ReportRejected() => Interlocked.Increment(ref _reportsRejected);
+
+    internal void ReportStoreFailed() => Interlocked.Increment(ref _reportStoreFailures);
+
+    internal void ReportChunkDuplicate() => Interlocked.Increment(ref _reportChunkDuplicates);
 
     internal void AlertMailQueueFailed() => Interlocked.Increment(ref _alertMailQueueFailures);
 }

@@ -49,5 +49,7 @@ internal sealed class AggregatorCounterSource(AggregatorMetrics m) : ICounterSou
         new("aggregator.heap_dumps_requested", m.HeapDumpsRequested),
         new("aggregator.reports_stored", m.ReportsStored),
         new("aggregator.reports_rejected", m.ReportsRejected),
+        new("aggregator.report_store_failures", m.ReportStoreFailures),
+        new("aggregator.report_chunk_duplicates", m.ReportChunkDuplicates),
     ];
 }

@@ -22,9 +22,11 @@ public sealed record ReportSink(ReportStore Store, Action<ReportNotification>? M
 }
 
 /// <summary>
-/// Consumes the reports topic (its own consumer group, one member per aggregator), puts chunks back together, checks
-/// them, stores each whole report, writes an <c>apm.report</c> point (so the API links alerts to reports) and queues
-/// the "report ready" mail. Offsets are committed after a report is stored; bad chunks are counted and skipped.
+/// Consumes the reports topic (its own consumer group, one member per aggregator), puts chunks back together
+/// (<see cref="ReportAssembler"/>), checks them, stores each whole report, writes an <c>apm.report</c> point (so the API
+/// links alerts to reports) and queues the "report ready" mail. Offsets are committed only below the oldest report not
+/// yet stored; bad chunks are counted and skipped, identical redelivered chunks ignored, and a report the store cannot
+/// take (a full or broken disk) is counted, logged and retried with a growing delay: the loop never ends on it.
 /// <see cref="Run"/> blocks.
 /// </summary>
 public sealed partial class ReportConsumer : IDisposable
@@ -37,21 +39,32 @@ public sealed partial class ReportConsumer : IDisposable
     private readonly AggregatorMetrics _metrics;
     private readonly ILogger _logger;
     private readonly Func<string, CancellationToken, Task> _write;
-    private readonly Dictionary<string, Pending> _pending = new(StringComparer.Ordinal);
-    private long _pendingBytes;
+    private readonly ReportAssembler _assembler;
 
     public ReportConsumer(KafkaOptions kafka, string groupId, ReportSink sink, AggregatorMetrics metrics, ILogger logger,
         Func<string, CancellationToken, Task> write, string topic = ApmTopics.Reports)
     {
         ArgumentNullException.ThrowIfNull(kafka);
+        ArgumentNullException.ThrowIfNull(sink);
         _sink = sink;
         _metrics = metrics;
         _logger = logger;
         _write = write;
+        _assembler = new ReportAssembler(sink.MaxPendingBytes, sink.MaxPendingAge);
         var config = kafka.CreateConsumerConfig(groupId);
         config.EnableAutoCommit = false;
         config.AutoOffsetReset = AutoOffsetReset.Earliest;
-        _consumer = new ConsumerBuilder<string, byte[]>(config).SetErrorHandler((_, e) => LogKafkaError(_logger, e.Reason)).Build();
+        _consumer = new ConsumerBuilder<string, byte[]>(config)
+            .SetErrorHandler((_, e) => LogKafkaError(_logger, e.Reason))
+            .SetPartitionsRevokedHandler((c, parts) =>
+            {
+                // Commit what is safe before another member takes these partitions; it reads the rest again.
+                var tps = parts.Select(p => p.TopicPartition).ToList();
+                Commit(c, _assembler.CommitOffsets(tps));
+                _assembler.Revoke(tps);
+            })
+            .SetPartitionsLostHandler((_, parts) => _assembler.Revoke(parts.Select(p => p.TopicPartition)))
+            .Build();
         _consumer.Subscribe(topic);
     }
 
@@ -60,7 +73,7 @@ public sealed partial class ReportConsumer : IDisposable
     {
         while (!ct.IsCancellationRequested)
         {
-            ConsumeResult<string, byte[]>? r;
+            ConsumeResult<string, byte[]>? r = null;
             try
             {
                 r = _consumer.Consume(TimeSpan.FromMilliseconds(250));
@@ -68,56 +81,14 @@ public sealed partial class ReportConsumer : IDisposable
             catch (ConsumeException ex)
             {
                 LogKafkaError(_logger, ex.Error.Reason);
-                continue;
             }
 
-            DropStale();
-            if (r?.Message?.Value is not { } value) continue;
-            TriageReportChunk chunk;
-            try
-            {
-                chunk = TriageReportChunk.Parser.ParseFrom(value);
-            }
-            catch (InvalidProtocolBufferException ex)
-            {
-                Reject(r, "undecodable chunk: " + ex.Message);
-                continue;
-            }
-
-            if (!ReportStore.IsValidId(chunk.ReportId) || chunk.ChunkCount is < 1 or > 10_000)
-            {
-                Reject(r, $"chunk with report id '{chunk.ReportId}' and {chunk.ChunkCount} chunks");
-                continue;
-            }
-
-            if (!_pending.TryGetValue(chunk.ReportId, out var p))
-            {
-                p = new Pending(DateTime.UtcNow);
-                _pending[chunk.ReportId] = p;
-            }
-
-            p.Chunks.Add(chunk);
-            _pendingBytes += chunk.Payload.Length;
-            p.Bytes += chunk.Payload.Length;
-            while (_pendingBytes > _sink.MaxPendingBytes && _pending.Count > 0)
-            {
-                var oldest = _pending.MinBy(kv => kv.Value.Since);
-                DropPending(oldest.Key, "incomplete reports passed the memory limit");
-            }
-
-            if (_pending.TryGetValue(chunk.ReportId, out p) && p.Chunks.Count >= chunk.ChunkCount)
-            {
-                DropPending(chunk.ReportId, null);
-                Complete(p.Chunks, ct);
-                try
-                {
-                    _consumer.Commit(r);
-                }
-                catch (KafkaException ex)
-                {
-                    LogKafkaError(_logger, ex.Error.Reason);
-                }
-            }
+            var now = DateTime.UtcNow;
+            if (r?.Message is not null) Handle(r, now, ct);
+            foreach (var id in _assembler.DueForRetry(now)) TryStore(id, ct);
+            foreach (var (id, reason) in _assembler.Evict(now)) Reject(id, reason);
+            Seek(_assembler.Rewinds(now, storeWorks: false));
+            Commit(_consumer, _assembler.CommitOffsets());
         }
 
         _consumer.Close();
@@ -125,22 +96,90 @@ public sealed partial class ReportConsumer : IDisposable
 
     public void Dispose() => _consumer.Dispose();
 
-    private void Complete(List<TriageReportChunk> chunks, CancellationToken ct)
+    private void Handle(ConsumeResult<string, byte[]> r, DateTime now, CancellationToken ct)
+    {
+        var at = r.TopicPartitionOffset;
+        if (r.Message.Value is not { } value)
+        {
+            _assembler.Seen(at);
+            return;
+        }
+
+        TriageReportChunk chunk;
+        try
+        {
+            chunk = TriageReportChunk.Parser.ParseFrom(value);
+        }
+        catch (InvalidProtocolBufferException ex)
+        {
+            _assembler.Seen(at);
+            Reject(at.ToString(), "undecodable chunk: " + ex.Message);
+            return;
+        }
+
+        if (!ReportStore.IsValidId(chunk.ReportId) || chunk.ChunkCount is < 1 or > 10_000 || chunk.ChunkIndex < 0 || chunk.ChunkIndex >= chunk.ChunkCount)
+        {
+            _assembler.Seen(at);
+            Reject(at.ToString(), $"chunk {chunk.ChunkIndex} of {chunk.ChunkCount} of report '{chunk.ReportId}'");
+            return;
+        }
+
+        // A report stored already, read again (a rebalance, a restart before the commit): nothing to do, no second mail.
+        if (!_assembler.Holds(chunk.ReportId) && _sink.Store.TryGet(chunk.ReportId) is not null)
+        {
+            _assembler.Seen(at);
+            _metrics.ReportChunkDuplicate();
+            return;
+        }
+
+        switch (_assembler.Add(chunk, at, now, out var reason))
+        {
+            case ChunkOutcome.Duplicate:
+                _metrics.ReportChunkDuplicate();
+                break;
+            case ChunkOutcome.Conflict:
+                Reject(chunk.ReportId, reason!);
+                break;
+            case ChunkOutcome.Complete:
+                TryStore(chunk.ReportId, ct);
+                break;
+            case ChunkOutcome.Pending:
+            case ChunkOutcome.Refused:
+            default:
+                break;
+        }
+    }
+
+    /// <summary>Joins, checks and stores a complete report; on a store failure it stays held for a retry.</summary>
+    private void TryStore(string id, CancellationToken ct)
     {
         ReportContent report;
         try
         {
-            report = ReportChunks.Join(chunks);
+            report = ReportChunks.Join(_assembler.ChunksOf(id));
         }
         catch (InvalidDataException ex)
         {
-            _metrics.ReportRejected();
-            LogRejected(_logger, chunks[0].ReportId, ex.Message);
+            _assembler.Rejected(id);
+            Reject(id, ex.Message);
             return;
         }
 
         var m = report.Meta;
-        _sink.Store.Save(m, report.Json, report.Html);
+        try
+        {
+            _sink.Store.Save(m, report.Json, report.Html);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            _metrics.ReportStoreFailed();
+            var delay = _assembler.StoreFailed(id, DateTime.UtcNow);
+            LogStoreFailed(_logger, id, ex.Message, delay);
+            return;
+        }
+
+        _assembler.Stored(id);
+        Seek(_assembler.Rewinds(DateTime.UtcNow, storeWorks: true));
         var lines = new LineProtocolBuilder();
         lines.Measurement(Measurement).Tag("alert_id", m.AlertId).Tag("host", m.Host).Tag("jvm_id", m.JvmId).Tag("report_id", m.Id)
             .Field("trigger", m.Trigger).Field("top_finding", m.TopFinding).Field("dump_bytes", m.DumpBytes).Field("command_id", m.CommandId)
@@ -172,39 +211,46 @@ public sealed partial class ReportConsumer : IDisposable
         }
     }
 
-    private void Reject(ConsumeResult<string, byte[]> r, string reason)
+    private void Reject(string source, string reason)
     {
         _metrics.ReportRejected();
-        LogRejected(_logger, r.TopicPartitionOffset.ToString(), reason);
+        LogRejected(_logger, source, reason);
     }
 
-    private void DropStale()
+    private void Seek(IReadOnlyList<TopicPartitionOffset> offsets)
     {
-        if (_pending.Count == 0) return;
-        var cutoff = DateTime.UtcNow - _sink.MaxPendingAge;
-        foreach (var id in _pending.Where(kv => kv.Value.Since < cutoff).Select(kv => kv.Key).ToList())
+        foreach (var o in offsets)
         {
-            DropPending(id, "incomplete for longer than " + _sink.MaxPendingAge);
+            try
+            {
+                _consumer.Seek(o);
+                LogRewound(_logger, o.ToString());
+            }
+            catch (KafkaException ex)
+            {
+                LogKafkaError(_logger, ex.Error.Reason);
+            }
         }
     }
 
-    private void DropPending(string id, string? reason)
+    private void Commit(IConsumer<string, byte[]> consumer, IReadOnlyList<TopicPartitionOffset> offsets)
     {
-        if (!_pending.Remove(id, out var p)) return;
-        _pendingBytes -= p.Bytes;
-        if (reason is null) return;
-        _metrics.ReportRejected();
-        LogRejected(_logger, id, reason);
+        if (offsets.Count == 0) return;
+        try
+        {
+            consumer.Commit(offsets);
+        }
+        catch (KafkaException ex)
+        {
+            LogKafkaError(_logger, ex.Error.Reason);
+        }
     }
 
-    private sealed class Pending(DateTime since)
-    {
-        public DateTime Since { get; } = since;
+    [LoggerMessage(Level = LogLevel.Error, Message = "Report {ReportId} could not be stored ({Reason}); it is kept and tried again in {Delay}")]
+    private static partial void LogStoreFailed(ILogger logger, string reportId, string reason, TimeSpan delay);
 
-        public List<TriageReportChunk> Chunks { get; } = [];
-
-        public long Bytes { get; set; }
-    }
+    [LoggerMessage(Level = LogLevel.Information, Message = "Reading the reports topic again from {Offset}: a report dropped while the store failed")]
+    private static partial void LogRewound(ILogger logger, string offset);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Stored triage report {ReportId} of {JvmId}: {TopFinding}")]
     private static partial void LogStored(ILogger logger, string reportId, string jvmId, string topFinding);
