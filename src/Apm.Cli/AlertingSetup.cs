@@ -5,7 +5,6 @@ using Apm.Alerts.Mail;
 using Apm.Alerts.Rules;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
 
 namespace Apm.Cli;
@@ -14,13 +13,17 @@ namespace Apm.Cli;
 internal static class AlertingSetup
 {
     /// <summary>
-    /// Registers the <see cref="AlertSink"/> the aggregator picks up, and, when Apm:Smtp:Host is set, the outbox and its
-    /// sender. Throws <see cref="InvalidOperationException"/> or <see cref="ArgumentOutOfRangeException"/> naming a bad setting.
+    /// Registers the <see cref="ReportSink"/> (always: over the process's one <see cref="ReportStore"/>, registered by
+    /// AddApmApi), the <see cref="AlertSink"/> the aggregator picks up (when the rules are on), and, when Apm:Smtp:Host is
+    /// set, the outbox and its sender (which also sends the "report ready" mails). Throws <see cref="InvalidOperationException"/> or <see cref="ArgumentOutOfRangeException"/> naming a bad setting.
     /// </summary>
     public static void AddApmAlerting(this IServiceCollection services, IConfiguration config, string stateDir, string? dashboardUrl, ILogger bootLogger)
     {
         var options = config.GetSection(AlertingOptions.Section).Get<AlertingOptions>() ?? new AlertingOptions();
         options.Validate();
+        // Reports of heap dumps asked for by the dashboard, the API or the CLI arrive whether or not the rules run.
+        services.AddSingleton(sp => new ReportSink(sp.GetRequiredService<ReportStore>(),
+            sp.GetService<MailDeliveryService>() is { } delivery ? delivery.Queue : null));
         if (!options.Enabled)
         {
             bootLogger.LogInformation("Leak rules are off (Apm:Alerts:Enabled=false)");
@@ -34,15 +37,12 @@ internal static class AlertingSetup
             Bind<GcOverheadOptions>(config, RuleIds.GcOverhead),
             options.DisabledRules());
         var engine = new RuleEngine(rules, options);
-        var reportStore = new ReportStore(config["Apm:Reports:Directory"]!, config.GetSection("Apm:Reports").Get<ReportStoreOptions>() ?? new ReportStoreOptions());
-        services.TryAddSingleton(reportStore);
 
         var smtp = ReadSmtp(config, dashboardUrl);
         if (smtp is null)
         {
             bootLogger.LogInformation("Alert e-mail is off (set Apm__Smtp__Host, Apm__Smtp__From and Apm__Alerts__To to send it)");
             services.AddSingleton(sp => new AlertSink(engine) { HeapDumpRules = options.HeapDumpRuleSet(), HeapDumpExpiry = options.HeapDumpExpiry, LoadFiring = LoadFiring(sp) });
-            services.AddSingleton(new ReportSink(reportStore));
             return;
         }
 
@@ -59,7 +59,6 @@ internal static class AlertingSetup
             var delivery = sp.GetRequiredService<MailDeliveryService>();
             return new AlertSink(engine, delivery.Queue) { HeapDumpRules = options.HeapDumpRuleSet(), HeapDumpExpiry = options.HeapDumpExpiry, LoadFiring = LoadFiring(sp) };
         });
-        services.AddSingleton(sp => new ReportSink(reportStore, sp.GetRequiredService<MailDeliveryService>().Queue));
         bootLogger.LogInformation("Alert e-mail to {To} through {Host}:{Port}; outbox {Dir}", string.Join(", ", smtp.To), smtp.Host, smtp.Port, outbox.Directory);
     }
 

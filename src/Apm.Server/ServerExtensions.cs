@@ -1,5 +1,6 @@
 using System.Net;
 using Apm.Influx;
+using Apm.Reports;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -18,12 +19,30 @@ public static class ServerExtensions
         services.AddSingleton(auth);
         services.AddSingleton(_ => new InfluxQueryClient(influx));
         services.AddSingleton<AlertQueries>();
-        services.Configure<UploadOptions>(configuration.GetSection("Apm:Reports"));
+        services.Configure<UploadOptions>(configuration.GetSection(ReportsSection));
         // Heap-dump triage reports: served when a store directory is configured (apm up sets one under its data directory).
-        if (configuration["Apm:Reports:Directory"] is { Length: > 0 } reports) services.TryAddSingleton(_ => new Apm.Reports.ReportStore(reports));
+        // One store per process, with the configured retention: the API, the dashboard and the aggregator's reports
+        // consumer all use this instance.
+        if (CreateReportStore(configuration) is { } store) services.TryAddSingleton(store);
         services.AddSingleton<JvmQueries>();
         services.TryAddSingleton(_ => new InfluxWriter(influx));
         return services;
+    }
+
+    /// <summary>The configuration section of the report store and of uploads.</summary>
+    public const string ReportsSection = "Apm:Reports";
+
+    /// <summary>
+    /// The report store at <c>Apm:Reports:Directory</c> with the retention of <c>Apm:Reports</c> (<c>MaxReports</c>,
+    /// <c>MaxAge</c>), or null when no directory is configured.
+    /// </summary>
+    public static ReportStore? CreateReportStore(IConfiguration configuration)
+    {
+        ArgumentNullException.ThrowIfNull(configuration);
+        var section = configuration.GetSection(ReportsSection);
+        return section["Directory"] is { Length: > 0 } directory
+            ? new ReportStore(directory, section.Get<ReportStoreOptions>() ?? new ReportStoreOptions())
+            : null;
     }
 
     /// <summary>Adds the API key check (when configured) and maps the endpoints.</summary>

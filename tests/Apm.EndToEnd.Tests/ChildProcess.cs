@@ -26,22 +26,49 @@ internal sealed class ChildProcess : IDisposable
     /// </summary>
     public static ChildProcess StartAggregator(Pipeline pipeline, int apiPort, IReadOnlyDictionary<string, string> settings)
     {
-        var psi = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "apm.dll"), "aggregator", "--urls", $"http://127.0.0.1:{apiPort}"])
+        var env = new Dictionary<string, string>
+        {
+            ["Apm__Kafka__BootstrapServers"] = pipeline.KafkaOptions.BootstrapServers,
+            ["Apm__Kafka__EnsureTopics"] = "false",
+            ["Apm__Influx__Url"] = pipeline.InfluxOptions.Url!.ToString(),
+            ["Apm__Aggregator__BatchMaxDelay"] = "00:00:00.300",
+            ["Apm__Alerts__EvaluationInterval"] = "00:00:02",
+            ["Apm__Alerts__Lifecycle__ConsecutiveEvaluations"] = "2",
+            ["Apm__Rules__FinalizerBacklog__Window"] = "00:00:20",
+        };
+        foreach (var (key, value) in settings) env[key] = value;
+        return StartApm(["aggregator", "--urls", $"http://127.0.0.1:{apiPort}"], env);
+    }
+
+    /// <summary>Starts the <c>apm</c> executable built beside the tests (<c>dotnet apm.dll</c>) with <paramref name="args"/> and extra environment.</summary>
+    public static ChildProcess StartApm(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        var psi = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "apm.dll"), .. args])
         {
             UseShellExecute = false,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
-        var env = psi.Environment;
-        env["Apm__Kafka__BootstrapServers"] = pipeline.KafkaOptions.BootstrapServers;
-        env["Apm__Kafka__EnsureTopics"] = "false";
-        env["Apm__Influx__Url"] = pipeline.InfluxOptions.Url!.ToString();
-        env["Apm__Aggregator__BatchMaxDelay"] = "00:00:00.300";
-        env["Apm__Alerts__EvaluationInterval"] = "00:00:02";
-        env["Apm__Alerts__Lifecycle__ConsecutiveEvaluations"] = "2";
-        env["Apm__Rules__FinalizerBacklog__Window"] = "00:00:20";
-        foreach (var (key, value) in settings) env[key] = value;
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) psi.Environment[name] = value;
         return new ChildProcess(Process.Start(psi)!);
+    }
+
+    /// <summary>Runs <c>apm</c> to its end (killed after <paramref name="timeout"/>); returns its exit code and everything it printed.</summary>
+    public static async Task<(int ExitCode, string Output)> RunApmAsync(TimeSpan timeout, params string[] args)
+    {
+        using var child = StartApm(args);
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            await child.Process.WaitForExitAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"apm {string.Join(' ', args)} did not end within {timeout}:\n{child.Output}");
+        }
+
+        child.Process.WaitForExit(); // drains the output events
+        return (child.Process.ExitCode, child.Output);
     }
 
     public string Output { get { lock (_output) return _output.ToString(); } }
