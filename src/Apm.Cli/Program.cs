@@ -19,13 +19,26 @@ internal static class Program
           server           only the HTTP API (needs Apm__Influx__Url)
           triage <file.hprof> [--html out.html] [--json out.json]
                            analyse a heap dump and write the report
-          dump <jvm-id> [--all] [--url http://127.0.0.1:5080] [--api-key KEY]
-                           ask the JVM's collector (through a running Apm) for a heap dump and its triage
+          dump <jvm-id> [--all] [--no-wait] [--timeout 15m] [--url http://127.0.0.1:5080] [--api-key KEY]
+                           ask the JVM's collector (through a running Apm) for a heap dump and its triage, and
+                           follow it: prints each state and the reason; exit 0 done, 1 refused or failed, 3 timeout
           test-mail        send one test message with the alert e-mail settings (Apm__Smtp__*, Apm__Alerts__To)
 
         Options are settings in the .NET convention: environment variables Apm__Section__Key, or
         --Apm:Section:Key=value on the command line; --urls sets the listening address. See docs/configuration.md.
         """;
+
+    /// <summary>A token that Ctrl-C cancels (instead of killing the process), so a command can stop cleanly.</summary>
+    private static CancellationTokenSource CancelOnCtrlC()
+    {
+        var cts = new CancellationTokenSource();
+        Console.CancelKeyPress += (_, e) =>
+        {
+            e.Cancel = true;
+            cts.Cancel();
+        };
+        return cts;
+    }
 
     private static async Task<int> Main(string[] args)
     {
@@ -39,20 +52,19 @@ internal static class Program
         switch (args[0])
         {
             case "triage":
-                using (var cts = new CancellationTokenSource())
+                using (var cts = CancelOnCtrlC())
                 {
-                    Console.CancelKeyPress += (_, e) =>
-                    {
-                        e.Cancel = true;
-                        cts.Cancel();
-                    };
                     return await TriageCommand.RunAsync(rest, Console.Out, Console.Error, !Console.IsErrorRedirected, cts.Token).ConfigureAwait(false);
                 }
 
             case "test-mail":
                 return await TestMailCommand.RunAsync(rest, Console.Out, Console.Error).ConfigureAwait(false);
             case "dump":
-                return await DumpCommand.RunAsync(rest, Console.Out, Console.Error, CancellationToken.None).ConfigureAwait(false);
+                using (var cts = CancelOnCtrlC())
+                {
+                    return await DumpCommand.RunAsync(rest, Console.Out, Console.Error, cts.Token).ConfigureAwait(false);
+                }
+
             case "up":
                 return await ApmHost.RunAsync(ApmRoles.All, rest).ConfigureAwait(false);
             case "collector":

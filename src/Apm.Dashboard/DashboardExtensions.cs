@@ -14,6 +14,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.FileProviders;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace Apm.Dashboard;
 
@@ -271,12 +272,13 @@ public static class DashboardExtensions
 
     private static async Task<IResult> RequestHeapDumpAsync(
         [Microsoft.AspNetCore.Mvc.FromForm] string id, [Microsoft.AspNetCore.Mvc.FromForm] string? confirm,
-        HttpContext context, JvmQueries jvms, IServiceProvider services, CancellationToken ct)
+        HttpContext context, JvmQueries jvms, CommandQueries commands, IServiceProvider services, ILoggerFactory loggers, CancellationToken ct)
     {
         var back = "/jvm?id=" + Uri.EscapeDataString(id);
         if (services.GetService(typeof(ICommandSender)) is not ICommandSender sender) return Results.Redirect(back + "&dumpError=" + Uri.EscapeDataString("this process cannot reach the collectors"));
         if (confirm != "yes") return Results.Redirect(back + "&dumpError=" + Uri.EscapeDataString("tick the confirmation first"));
-        var (accepted, _, error) = await HeapDumpEndpoints.RequestAsync(id, false, "dashboard", context.User.Identity?.Name ?? "dashboard", jvms, sender, ct).ConfigureAwait(false);
+        var (accepted, _, error) = await HeapDumpEndpoints.RequestAsync(id, false, "dashboard", context.User.Identity?.Name ?? "dashboard", jvms, commands, sender,
+            loggers.CreateLogger(typeof(DashboardExtensions)), ct).ConfigureAwait(false);
         return Results.Redirect(accepted is null ? back + "&dumpError=" + Uri.EscapeDataString(error!) : back + "&dump=" + accepted.CommandId);
     }
 

@@ -7,7 +7,7 @@ using Microsoft.AspNetCore.Routing;
 
 namespace Apm.Server;
 
-/// <summary>The JSON API over InfluxDB: /api/jvms, /api/jvms/{id}/metrics/{metric}, /healthz. See docs/api.md.</summary>
+/// <summary>The JSON API over InfluxDB: /api/jvms, /api/jvms/{id}/metrics/{metric}, alerts, commands, reports, /healthz. See docs/api.md.</summary>
 public static partial class ApiEndpoints
 {
     public static IEndpointRouteBuilder MapApmApi(this IEndpointRouteBuilder app)
@@ -19,6 +19,7 @@ public static partial class ApiEndpoints
         app.MapApmReports();
         app.MapApmMetrics();
         app.MapApmHeapDumps();
+        app.MapApmCommands();
         app.MapApmReportUpload();
         return app;
     }

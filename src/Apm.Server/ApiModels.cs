@@ -51,4 +51,6 @@ public sealed record ErrorResponse(string Error);
 [JsonSerializable(typeof(IReadOnlyList<Apm.Reports.ReportMeta>))]
 [JsonSerializable(typeof(HeapDumpAccepted))]
 [JsonSerializable(typeof(UploadAccepted))]
+[JsonSerializable(typeof(CommandStatus))]
+[JsonSerializable(typeof(IReadOnlyList<CommandStatus>))]
 public sealed partial class ApiJsonContext : JsonSerializerContext;

@@ -26,6 +26,7 @@ public static class ServerExtensions
         if (CreateReportStore(configuration) is { } store) services.TryAddSingleton(store);
         services.AddSingleton<JvmQueries>();
         services.TryAddSingleton(_ => new InfluxWriter(influx));
+        services.AddSingleton<CommandQueries>();
         return services;
     }
 

@@ -14,17 +14,6 @@ namespace Apm.Dashboard.Tests;
 /// <summary>The dashboard's two action forms: "capture heap dump" on the JVM page and the reports page's upload.</summary>
 public sealed partial class FormTests(SeededInflux seed) : IClassFixture<SeededInflux>
 {
-    /// <summary>Sends commands to the real (mock-cluster) commands topic, as `apm up` does.</summary>
-    private sealed class TopicCommandSender(KafkaOptions kafka) : ICommandSender, IDisposable
-    {
-        private readonly IProducer<string, byte[]> _producer = new ProducerBuilder<string, byte[]>(kafka.CreateProducerConfig()).Build();
-
-        public async Task SendAsync(CollectorCommand command, CancellationToken ct) =>
-            await _producer.ProduceAsync(ApmTopics.Commands, new Message<string, byte[]> { Key = command.TargetHost, Value = command.ToByteArray() }, ct);
-
-        public void Dispose() => _producer.Dispose();
-    }
-
     [Fact]
     public async Task The_heap_dump_form_needs_its_token_and_the_confirmation_and_then_sends_the_command_to_the_collectors()
     {
@@ -55,6 +44,11 @@ public sealed partial class FormTests(SeededInflux seed) : IClassFixture<SeededI
         Assert.NotEmpty(commandId);
         var shown = await client.GetStringAsync(new Uri(ok.Headers.Location.OriginalString.TrimStart('/'), UriKind.Relative));
         Assert.Contains(commandId, shown, StringComparison.Ordinal);
+        // The JVM page lists the command at once (the API recorded it as requested).
+        var row = Parser.ParseDocument(shown).QuerySelector($"table.commands tr[data-command-id='{commandId}']");
+        Assert.NotNull(row);
+        Assert.Equal("requested", row.QuerySelector("td.command-state")!.TextContent.Trim());
+        Assert.Contains("dashboard", row.TextContent, StringComparison.Ordinal);
 
         // The command is on the topic for the JVM's host, from the dashboard, expiring in the future.
         var config = kafka.CreateConsumerConfig("forms-test");
@@ -71,7 +65,27 @@ public sealed partial class FormTests(SeededInflux seed) : IClassFixture<SeededI
         Assert.False(command.HeapDump.AllObjects);
         Assert.True(command.ExpiresUnixMs > DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
         consumer.Close();
+
+        // The collector's answer (as the aggregator stores it) appears on the page: the refusal's kind and its reason, encoded.
+        var results = new LineProtocolBuilder();
+        var t = DateTimeOffset.UtcNow;
+        foreach (var (state, failure, reason, at) in new[] { ("accepted", "", "", t), ("failed", "disk-full", HostileReason, t.AddSeconds(1)) })
+        {
+            results.Measurement("apm.command").Tag("command_id", commandId).Tag("host", "forms-host").Tag("jvm_id", jvm)
+                .Field("state", state).Field("reason", reason).Field("failure", failure).Field("report_id", "").Field("trigger", "dashboard").Field("alert_id", "").Timestamp(at);
+        }
+
+        using (var writer = new InfluxWriter(seed.Options)) await writer.WriteAsync(results.ToString());
+        var html = await client.GetStringAsync(new Uri(page, UriKind.Relative));
+        Assert.DoesNotContain("<img src=x", html, StringComparison.Ordinal);
+        row = Parser.ParseDocument(html).QuerySelector($"table.commands tr[data-command-id='{commandId}']")!;
+        Assert.Equal("failed (disk-full)", row.QuerySelector("td.command-state")!.TextContent.Trim());
+        Assert.Equal(HostileReason, row.QuerySelector("td.command-reason")!.TextContent.Trim());
     }
+
+    private const string HostileReason = "free space 10 MB below 1 GB on <img src=x onerror=alert(1)>";
+
+    private static readonly AngleSharp.Html.Parser.HtmlParser Parser = new();
 
     [Fact]
     public async Task The_upload_form_needs_its_token_and_refuses_a_file_that_is_not_a_heap_dump_with_the_reason()

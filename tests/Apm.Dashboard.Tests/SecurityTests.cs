@@ -105,4 +105,103 @@ public sealed partial class SecurityTests
         Assert.True(DashboardExtensions.IsDashboardReachable("/", System.Net.IPAddress.Parse("::ffff:127.0.0.1"), keyOnly));
         Assert.True(DashboardExtensions.IsDashboardReachable("/", remote, new AuthOptions { ApiKey = "k", Users = { ["a"] = "h" } }));
     }
+
+    [Fact]
+    public async Task Without_authentication_a_cross_site_shaped_request_cannot_change_anything_and_the_documented_header_can()
+    {
+        await using var influx = await InfluxServer.StartAsync();
+        var options = influx.Options("apm");
+        using (var writer = new Apm.Influx.InfluxWriter(options))
+        {
+            await writer.EnsureDatabaseAsync();
+            var lines = new Apm.Influx.LineProtocolBuilder();
+            lines.Measurement("apm.jvm.info").Tag("host", "csrf-host").Tag("jvm_id", Jvm).Field("status", "live").Field("pid", 7L).Timestamp(DateTimeOffset.UtcNow);
+            await writer.WriteAsync(lines);
+        }
+
+        using var cluster = Apm.Kafka.EmbeddedKafkaCluster.Start(1);
+        Apm.Kafka.TopicAdmin.EnsureTopics(cluster, [Apm.Kafka.ApmTopics.Commands], partitions: 1);
+        using var sender = new TopicCommandSender(new Apm.Kafka.KafkaOptions { BootstrapServers = cluster.BootstrapServers });
+        var store = Directory.CreateTempSubdirectory("apm-csrf-").FullName;
+        await using var host = await DashboardHost.StartAsync(options, new Dictionary<string, string?> { ["Apm:Reports:Directory"] = store },
+            s => Microsoft.Extensions.DependencyInjection.ServiceCollectionServiceExtensions.AddSingleton<ICommandSender>(s, sender));
+        var client = host.Client;
+        var dump = new Uri($"api/jvms/{Uri.EscapeDataString(Jvm)}/heap-dump", UriKind.Relative);
+
+        // What a page of another site can send without a preflight: a form post (urlencoded, multipart or plain text).
+        foreach (var body in new HttpContent[] { Forms.Encoded(("all", "true")), new StringContent("x"), new MultipartFormDataContent { { new StringContent("x"), "x" } } })
+        {
+            using var forged = new HttpRequestMessage(HttpMethod.Post, dump) { Content = body, Headers = { { "Origin", "https://evil.example" } } };
+            using var refused = await client.SendAsync(forged);
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+            Assert.Contains("X-Apm-Request", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+            Assert.False(refused.Headers.Contains("Access-Control-Allow-Origin"));
+        }
+
+        using (var upload = new HttpRequestMessage(HttpMethod.Post, new Uri("api/reports/upload?name=x.hprof", UriKind.Relative)) { Content = new ByteArrayContent("JAVA PROFILE 1.0.2"u8.ToArray()) })
+        using (var refused = await client.SendAsync(upload))
+            Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+
+        // The preflight that adding the header would need is never granted.
+        using (var preflight = new HttpRequestMessage(HttpMethod.Options, dump)
+        {
+            Headers = { { "Origin", "https://evil.example" }, { "Access-Control-Request-Method", "POST" }, { "Access-Control-Request-Headers", "x-apm-request" } },
+        })
+        using (var answer = await client.SendAsync(preflight))
+        {
+            Assert.False(answer.Headers.Contains("Access-Control-Allow-Origin"));
+            Assert.False(answer.Headers.Contains("Access-Control-Allow-Headers"));
+        }
+
+        Assert.Empty(Directory.EnumerateFileSystemEntries(store));
+
+        // The documented request: the header (or a JSON body) marks it as not cross-site.
+        using (var documented = new HttpRequestMessage(HttpMethod.Post, dump) { Headers = { { "X-Apm-Request", "1" } } })
+        using (var accepted = await client.SendAsync(documented))
+        {
+            Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
+            Assert.StartsWith("/api/commands/", accepted.Headers.Location!.OriginalString, StringComparison.Ordinal);
+        }
+
+        using (var json = await client.PostAsync(dump, new StringContent("{}", System.Text.Encoding.UTF8, "application/json")))
+            Assert.Equal(HttpStatusCode.Accepted, json.StatusCode);
+        using (var upload = new HttpRequestMessage(HttpMethod.Post, new Uri("api/reports/upload?name=x.hprof", UriKind.Relative))
+        {
+            Content = new ByteArrayContent("not a heap dump at all"u8.ToArray()),
+            Headers = { { "X-Apm-Request", "1" } },
+        })
+        using (var checkedUpload = await client.SendAsync(upload))
+            Assert.Equal(HttpStatusCode.BadRequest, checkedUpload.StatusCode); // past the guard, refused by the HPROF check
+
+        // Reads stay open to simple requests.
+        using (var read = await client.GetAsync(new Uri("api/commands?jvm=" + Uri.EscapeDataString(Jvm), UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+            Assert.Equal(2, System.Text.Json.JsonDocument.Parse(await read.Content.ReadAsStringAsync()).RootElement.GetArrayLength());
+        }
+
+        Directory.Delete(store, true);
+    }
+
+    [Fact]
+    public async Task A_request_with_the_api_key_needs_no_other_header()
+    {
+        await using var influx = await InfluxServer.StartAsync();
+        var options = influx.Options("apm");
+        using (var writer = new Apm.Influx.InfluxWriter(options)) await writer.EnsureDatabaseAsync();
+        var store = Directory.CreateTempSubdirectory("apm-csrf-key-").FullName;
+        await using var host = await DashboardHost.StartAsync(options, new Dictionary<string, string?> { ["Apm:Reports:Directory"] = store, ["Apm:Auth:ApiKey"] = "k3y" });
+        HttpRequestMessage Upload(string? key)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Post, new Uri("api/reports/upload", UriKind.Relative)) { Content = new ByteArrayContent("not a heap dump at all"u8.ToArray()) };
+            if (key is not null) request.Headers.Add("X-Api-Key", key);
+            return request;
+        }
+
+        using (var anonymous = await host.Client.SendAsync(Upload(null))) Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        using (var keyed = await host.Client.SendAsync(Upload("k3y"))) Assert.Equal(HttpStatusCode.BadRequest, keyed.StatusCode); // reached the upload's own checks
+        Directory.Delete(store, true);
+    }
+
+    private const string Jvm = "csrf-host:7:1";
 }

@@ -1,8 +1,10 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
+using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Apm.Collector;
 using Apm.Collector.Commands;
 using Apm.Kafka;
@@ -473,7 +475,7 @@ public sealed class HeapDumpCommandTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task The_API_asks_a_live_JVMs_collector_for_a_dump_and_refuses_unknown_JVMs()
+    public async Task The_API_and_apm_dump_ask_a_live_JVMs_collector_for_a_dump_and_follow_each_step_to_the_report_or_the_refusal_and_its_reason()
     {
         await using var pipeline = await Pipeline.StartAsync();
         using var aggregator = pipeline.StartAggregator();
@@ -489,6 +491,7 @@ public sealed class HeapDumpCommandTests(ITestOutputHelper output)
                 FinalizerInterval = TimeSpan.Zero,
                 HistogramInterval = TimeSpan.Zero,
                 HostName = "api-dump-host",
+                // One dump per JVM per hour (the default): the second request is refused as too soon.
                 HeapDump = new HeapDumpOptions { Directory = dumps.FullName, MinFreeBytes = 1 << 20 },
             }),
             Options.Create(pipeline.KafkaOptions), new CollectorMetrics(), NullLogger<CollectorService>.Instance);
@@ -503,28 +506,68 @@ public sealed class HeapDumpCommandTests(ITestOutputHelper output)
                 id = list.EnumerateArray().Where(j => j.GetProperty("pid").GetInt32() == jvm.Pid).Select(j => j.GetProperty("id").GetString()).FirstOrDefault();
                 return id != null;
             }, TimeSpan.FromSeconds(30)), "the JVM never appeared");
+            Assert.True(await Pipeline.EventuallyAsync(() => Task.FromResult(collector.CommandsReady), TimeSpan.FromSeconds(30)), "the command listener never got its partitions");
 
-            var unknown = await api.PostAsync("/api/jvms/nobody:1:1/heap-dump", null);
-            Assert.Equal(System.Net.HttpStatusCode.NotFound, unknown.StatusCode);
+            HttpRequestMessage Post(string jvmId) => new(HttpMethod.Post, $"/api/jvms/{Uri.EscapeDataString(jvmId)}/heap-dump") { Headers = { { "X-Apm-Request", "1" } } };
+            using (var unknown = await api.SendAsync(Post("nobody:1:1"))) Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
 
+            // apm dump, a real process against the real API: it prints each step and exits 0 once the report is done.
+            var url = api.BaseAddress!.ToString();
             var samplesBefore = metrics.SamplesPublished;
-            var response = await api.PostAsync($"/api/jvms/{Uri.EscapeDataString(id!)}/heap-dump", null);
-            Assert.Equal(System.Net.HttpStatusCode.Accepted, response.StatusCode);
-            var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
-            var commandId = body.GetProperty("commandId").GetString();
-            Assert.Equal("api-dump-host", body.GetProperty("host").GetString());
-
-            // The collector took the dump, triaged it and reported done; every result is stored with the command id.
-            List<string> states = [];
-            Assert.True(await Pipeline.EventuallyAsync(async () =>
-            {
-                var r = await pipeline.Query.QueryAsync($"SELECT \"state\", \"reason\" FROM \"apm.command\" WHERE \"command_id\" = '{commandId}'");
-                states = r.Series.SelectMany(x => x.Values).Select(v => v[1].GetString() + " " + v[2].GetString()).ToList();
-                return states.Any(s => s.StartsWith("done", StringComparison.Ordinal) || s.StartsWith("failed", StringComparison.Ordinal));
-            }, TimeSpan.FromSeconds(90)), "command results: " + string.Join(" | ", states));
-            Assert.Equal(["accepted", "running", "running", "done"], states.Select(s => s.Split(' ')[0]));
+            var (code, output) = await ChildProcess.RunApmAsync(TimeSpan.FromMinutes(5), "dump", id!, "--url", url, "--timeout", "4m");
+            Assert.True(code == 0, $"apm dump exited {code}:\n{output}");
+            var printed = Regex.Matches(output, @"^\d\d:\d\d:\d\d (\w+)", RegexOptions.Multiline).Select(m => m.Groups[1].Value).ToList();
+            // The collector's steps (agent-protocol/PROTOCOL.md): running while the JVM writes the dump, then while it is triaged.
+            Assert.Equal(["requested", "accepted", "running", "running", "done"], printed);
+            Assert.Matches(@"report: http://127\.0\.0\.1:\d+/reports/[0-9a-f]{32}", output);
+            var done = Regex.Match(output, "command ([0-9a-f]{32})").Groups[1].Value;
             // Sampling went on while the dump was taken and triaged (it runs on its own task).
             Assert.True(metrics.SamplesPublished > samplesBefore, $"no samples published during the dump ({samplesBefore} before, {metrics.SamplesPublished} after)");
+
+            // The API's answer points at the command; following it shows the refusal (too soon after the last dump) and why.
+            using var response = await api.SendAsync(Post(id!));
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            var accepted = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+            var commandId = accepted.GetProperty("commandId").GetString()!;
+            Assert.Equal("api-dump-host", accepted.GetProperty("host").GetString());
+            Assert.Equal($"/api/commands/{commandId}", response.Headers.Location!.OriginalString);
+            Assert.Equal($"/api/commands/{commandId}", accepted.GetProperty("status").GetString());
+            JsonElement status = default;
+            Assert.True(await Pipeline.EventuallyAsync(async () =>
+            {
+                status = await api.GetFromJsonAsync<JsonElement>(response.Headers.Location);
+                return status.GetProperty("finished").GetBoolean();
+            }, TimeSpan.FromSeconds(60)), "the refusal never arrived: " + status);
+            Assert.Equal("failed", status.GetProperty("state").GetString());
+            Assert.Equal("too-soon", status.GetProperty("failure").GetString());
+            Assert.Contains("minimum interval", status.GetProperty("reason").GetString(), StringComparison.Ordinal);
+            Assert.Equal(["requested", "failed"], status.GetProperty("steps").EnumerateArray().Select(x => x.GetProperty("state").GetString()));
+            Assert.Equal("api", status.GetProperty("trigger").GetString());
+
+            // apm dump reports the refusal with its reason and a non-zero exit.
+            (code, output) = await ChildProcess.RunApmAsync(TimeSpan.FromMinutes(3), "dump", id!, "--url", url);
+            Assert.True(code == 1, $"apm dump exited {code}:\n{output}");
+            Assert.Contains("refused or failed the dump (too-soon): The last dump of this JVM was at", output, StringComparison.Ordinal);
+            Assert.Matches(@"\d\d:\d\d:\d\d failed \(too-soon\): ", output);
+
+            // --no-wait only sends it.
+            (code, output) = await ChildProcess.RunApmAsync(TimeSpan.FromMinutes(1), "dump", id!, "--url", url, "--no-wait");
+            Assert.True(code == 0, $"apm dump --no-wait exited {code}:\n{output}");
+            Assert.Contains("follow it at " + url + "api/commands/", output, StringComparison.Ordinal);
+
+            // The JVM's commands, newest first, each with its latest state; the CLI's are marked as such.
+            var recent = (await api.GetFromJsonAsync<JsonElement>("/api/commands?jvm=" + Uri.EscapeDataString(id!))).EnumerateArray().ToList();
+            Assert.Equal(4, recent.Count);
+            Assert.Equal(done, recent[^1].GetProperty("id").GetString());
+            Assert.Equal("done", recent[^1].GetProperty("state").GetString());
+            Assert.Matches("^[0-9a-f]{32}$", recent[^1].GetProperty("reportId").GetString());
+            Assert.Equal(commandId, recent[^2].GetProperty("id").GetString());
+            Assert.Equal(["cli", "cli", "api", "cli"], recent.Select(c => c.GetProperty("trigger").GetString()));
+            Assert.Equal(4, recent.Select(c => c.GetProperty("requestedAt").GetDateTimeOffset()).Distinct().Count());
+
+            // Ids are checked: malformed is 400, unknown is 404.
+            using (var malformed = await api.GetAsync("/api/commands/not%20an%20id")) Assert.Equal(HttpStatusCode.BadRequest, malformed.StatusCode);
+            using (var missing = await api.GetAsync("/api/commands/" + Guid.NewGuid().ToString("N"))) Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
         }
         finally
         {
