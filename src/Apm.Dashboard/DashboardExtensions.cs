@@ -10,6 +10,7 @@ using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.FileProviders;
@@ -145,11 +146,12 @@ public static class DashboardExtensions
         app.MapGet("/dashboard/events", StreamEventsAsync);
         // The JVM page's "capture heap dump" form: antiforgery-checked (form binding), confirmation required.
         app.MapPost("/jvm/heap-dump", RequestHeapDumpAsync);
-        // The reports page's upload form (multipart, antiforgery-checked): buffered to disk by the form reader, limited.
+        // The reports page's upload form (multipart): read section by section and streamed into the report store, never
+        // through the form reader's temp files; the antiforgery token (the first section) is checked in the handler.
         var upload = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<UploadOptions>>().Value;
         app.MapPost("/reports/upload", UploadAsync)
-            .WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(upload.MaxUploadBytes + (1 << 20)))
-            .WithFormOptions(bufferBody: false, multipartBodyLengthLimit: upload.MaxUploadBytes + (1 << 20));
+            .WithMetadata(new Microsoft.AspNetCore.Mvc.RequestSizeLimitAttribute(upload.MaxUploadBytes + FormOverheadBytes))
+            .DisableAntiforgery();
         app.MapPost("/account/login", LoginAsync).DisableAntiforgery();
         app.MapPost("/account/logout", LogoutAsync).DisableAntiforgery();
         return app;
@@ -258,16 +260,65 @@ public static class DashboardExtensions
         return remote is not null && System.Net.IPAddress.IsLoopback(remote.IsIPv4MappedToIPv6 ? remote.MapToIPv4() : remote);
     }
 
-    private static async Task<IResult> UploadAsync(IFormFile dump, HttpContext context, IServiceProvider services,
-        Microsoft.Extensions.Options.IOptions<UploadOptions> options, CancellationToken ct)
+    /// <summary>Room for the upload form's other fields and part headers beyond the file's own limit.</summary>
+    private const long FormOverheadBytes = 1 << 20;
+
+    /// <summary>
+    /// The upload form, streamed: the first part must be the antiforgery token (the form renders it first), checked
+    /// before the file is read; the next part, the file, goes straight to <see cref="ReportUpload.AcceptAsync"/>
+    /// (a temp file inside the store, the size limit enforced while it arrives).
+    /// </summary>
+    private static async Task<IResult> UploadAsync(HttpContext context, IAntiforgery antiforgery, IServiceProvider services,
+        Microsoft.Extensions.Options.IOptions<UploadOptions> options, Microsoft.Extensions.Options.IOptions<AntiforgeryOptions> antiforgeryOptions, CancellationToken ct)
     {
+        const string Back = "/reports?uploadError=";
+        var limit = options.Value.MaxUploadBytes;
         if (services.GetService(typeof(Apm.Reports.ReportStore)) is not Apm.Reports.ReportStore store)
-            return Results.Redirect("/reports?uploadError=" + Uri.EscapeDataString("no report store is configured"));
-        if (dump.Length > options.Value.MaxUploadBytes)
-            return Results.Redirect("/reports?uploadError=" + Uri.EscapeDataString($"the file is larger than the limit of {options.Value.MaxUploadBytes} bytes"));
-        await using var stream = dump.OpenReadStream();
-        var (accepted, _, error) = await ReportUpload.AcceptAsync(stream, dump.FileName, context.User.Identity?.Name ?? "dashboard", store, options.Value, ct).ConfigureAwait(false);
-        return Results.Redirect(accepted is null ? "/reports?uploadError=" + Uri.EscapeDataString(error!) : "/reports/" + accepted.Id);
+            return Results.Redirect(Back + Uri.EscapeDataString("no report store is configured"));
+        if (!Microsoft.Net.Http.Headers.MediaTypeHeaderValue.TryParse(context.Request.ContentType, out var type)
+            || !string.Equals(type.MediaType.Value, "multipart/form-data", StringComparison.OrdinalIgnoreCase)
+            || Microsoft.Net.Http.Headers.HeaderUtilities.RemoveQuotes(type.Boundary).Value is not { Length: > 0 and <= 200 } boundary)
+            return Results.BadRequest("Expected the upload form (multipart/form-data).");
+        var reader = new MultipartReader(boundary, context.Request.Body);
+        var tokenName = antiforgeryOptions.Value.FormFieldName;
+        var first = await reader.ReadNextSectionAsync(ct).ConfigureAwait(false);
+        if (first?.AsFormDataSection() is not { } tokenSection || tokenSection.Name != tokenName || antiforgeryOptions.Value.HeaderName is not { } header)
+            return Results.BadRequest("The form expired or did not come from this site; reload the reports page.");
+        // The token store reads the header before it would read (and buffer) the whole form.
+        if (await ReadSmallAsync(tokenSection.Section.Body, ct).ConfigureAwait(false) is not { } token)
+            return Results.BadRequest("The form's token is too long.");
+        context.Request.Headers[header] = token;
+        try
+        {
+            await antiforgery.ValidateRequestAsync(context).ConfigureAwait(false);
+        }
+        catch (AntiforgeryValidationException)
+        {
+            return Results.BadRequest("The form expired or did not come from this site; reload the reports page.");
+        }
+
+        if (context.Request.ContentLength > limit + FormOverheadBytes)
+            return Results.Redirect(Back + Uri.EscapeDataString($"the file is larger than the limit of {limit} bytes"));
+        var file = await reader.ReadNextSectionAsync(ct).ConfigureAwait(false);
+        if (file?.AsFileSection() is not { Name: "dump" } dump || dump.FileStream is not { } body)
+            return Results.Redirect(Back + Uri.EscapeDataString("choose a .hprof file to upload"));
+        var (accepted, _, error) = await ReportUpload.AcceptAsync(body, dump.FileName, context.User.Identity?.Name ?? "dashboard", store, options.Value, ct).ConfigureAwait(false);
+        return Results.Redirect(accepted is null ? Back + Uri.EscapeDataString(error!) : "/reports/" + accepted.Id);
+    }
+
+    /// <summary>A short form field (at most 4 KiB of UTF-8), or null when it is longer: a field never holds the server's memory.</summary>
+    private static async Task<string?> ReadSmallAsync(Stream body, CancellationToken ct)
+    {
+        var buffer = new byte[4096];
+        var n = 0;
+        int read;
+        while ((read = await body.ReadAsync(buffer.AsMemory(n), ct).ConfigureAwait(false)) > 0)
+        {
+            n += read;
+            if (n == buffer.Length) return null;
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer, 0, n);
     }
 
     private static async Task<IResult> RequestHeapDumpAsync(

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Text;
 using System.Text.RegularExpressions;
 using Apm.Influx;
 using Apm.Kafka;
@@ -117,5 +118,87 @@ public sealed partial class FormTests(SeededInflux seed) : IClassFixture<SeededI
         // Nothing was kept: no report, no leftover upload.
         Assert.Equal(before, Reports());
         Assert.Empty(Directory.EnumerateFiles(Path.Combine(seed.ReportsDirectory, ".uploads")));
+    }
+
+    [Fact]
+    public async Task The_upload_form_streams_the_file_into_the_store_as_it_arrives_and_refuses_it_past_the_limit()
+    {
+        var store = Directory.CreateTempSubdirectory("apm-form-upload-").FullName;
+        const int Limit = 1 << 20;
+        await using var host = await DashboardHost.StartAsync(seed.Options, new Dictionary<string, string?>
+        {
+            ["Apm:Reports:Directory"] = store,
+            ["Apm:Reports:MaxUploadBytes"] = Limit.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        var client = host.NewClient();
+        var token = await Forms.TokenAsync(client, "reports", "reports/upload");
+
+        // The form as a browser sends it (token first, then the file), without a length; the file exceeds the limit.
+        const string Boundary = "apm-test-boundary";
+        var head = Encoding.ASCII.GetBytes($"--{Boundary}\r\nContent-Disposition: form-data; name=\"__RequestVerificationToken\"\r\n\r\n{token}\r\n" +
+            $"--{Boundary}\r\nContent-Disposition: form-data; name=\"dump\"; filename=\"big.hprof\"\r\nContent-Type: application/octet-stream\r\n\r\nJAVA PROFILE 1.0.2\0");
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var content = new PausedContent([.. head, .. new byte[300 * 1024]], [.. new byte[Limit], .. Encoding.ASCII.GetBytes($"\r\n--{Boundary}--\r\n")], release.Task);
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse($"multipart/form-data; boundary={Boundary}");
+        var posting = client.PostAsync(new Uri("reports/upload", UriKind.Relative), content);
+
+        // While the rest has not been sent, the first part is already on disk inside the store (not in a form buffer elsewhere).
+        var uploads = Path.Combine(store, ".uploads");
+        Assert.True(await EventuallyAsync(() => Directory.Exists(uploads) && Directory.EnumerateFiles(uploads).Any(f => new FileInfo(f).Length > 0), TimeSpan.FromSeconds(30)),
+            "the upload did not stream into the store's .uploads directory");
+        release.SetResult();
+
+        using var refused = await posting;
+        Assert.Equal(HttpStatusCode.Redirect, refused.StatusCode);
+        var location = Uri.UnescapeDataString(refused.Headers.Location!.OriginalString);
+        Assert.Contains("uploadError=the upload is larger than the limit of 1048576 bytes", location, StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(uploads));
+        Assert.Equal([".uploads"], Directory.EnumerateFileSystemEntries(store).Select(Path.GetFileName));
+        Directory.Delete(store, true);
+    }
+
+    [Fact]
+    public async Task An_uploaded_report_links_to_its_report_and_to_no_JVM()
+    {
+        var store = Directory.CreateTempSubdirectory("apm-upload-list-").FullName;
+        var id = new string('e', 32);
+        new Apm.Reports.ReportStore(store).Save(new Apm.Reports.ReportMeta(id, "upload", "", "prod-heap.hprof", DateTimeOffset.UtcNow, "upload:dashboard", "", "", "finding", 100), "{}"u8, "<p>r</p>"u8);
+        await using var host = await DashboardHost.StartAsync(seed.Options, new Dictionary<string, string?> { ["Apm:Reports:Directory"] = store });
+        var html = await host.Client.GetStringAsync(new Uri("reports", UriKind.Relative));
+        var row = Parser.ParseDocument(html).QuerySelector($"tr[data-report-id='{id}']")!;
+        Assert.Equal(["reports/" + id, "api/reports/" + id], row.QuerySelectorAll("a").Select(a => a.GetAttribute("href")));
+        Assert.Contains("prod-heap.hprof", row.TextContent, StringComparison.Ordinal);
+        Assert.DoesNotContain("jvm?id=", html, StringComparison.Ordinal);
+        Directory.Delete(store, true);
+    }
+
+    private static async Task<bool> EventuallyAsync(Func<bool> condition, TimeSpan timeout)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline) return false;
+            await Task.Delay(100);
+        }
+
+        return true;
+    }
+
+    /// <summary>A request body of unknown length that sends <paramref name="first"/>, waits for <paramref name="resume"/>, then sends <paramref name="rest"/>.</summary>
+    private sealed class PausedContent(byte[] first, byte[] rest, Task resume) : HttpContent
+    {
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
+        {
+            await stream.WriteAsync(first);
+            await stream.FlushAsync();
+            await resume;
+            await stream.WriteAsync(rest);
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
     }
 }
