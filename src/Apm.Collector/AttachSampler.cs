@@ -7,12 +7,14 @@ namespace Apm.Collector;
 
 /// <summary>
 /// Reads what the hsperfdata counters do not show, through the HotSpot attach mechanism: the finalization
-/// queue (GC.finalizer_info) and the class histogram (GC.class_histogram, which forces a full GC). Runs
-/// beside the counter sampling and never blocks it. Each JVM has at most one request sequence in flight,
-/// at most <see cref="CollectorOptions.AttachConcurrency"/> run at once, and each request has
-/// <see cref="CollectorOptions.AttachTimeout"/>, so a stuck JVM delays only itself (and holds one slot for at
-/// most the timeout). A JVM whose request fails is reported once per change of failure (an
-/// <see cref="AttachStatus"/>), counted, and retried only after <see cref="BackoffFactor"/> intervals.
+/// queue (GC.finalizer_info) and the class histogram (GC.class_histogram, which forces a full GC, preceded by
+/// VM.class_hierarchy to learn the JVM's TimerTask subclasses). Runs beside the counter sampling and never
+/// blocks it. Each JVM has at most one request sequence in flight (its attach listener serves one request at
+/// a time anyway), at most <see cref="CollectorOptions.AttachConcurrency"/> run at once, and each request has a
+/// timeout (<see cref="CollectorOptions.AttachTimeout"/>; <see cref="CollectorOptions.HistogramTimeout"/> for the
+/// histogram, whose full GC can take long on a big heap), so a stuck JVM delays only itself. A failure is
+/// reported once per change (an <see cref="AttachStatus"/>), counted, and backs off only its own kind of
+/// request: a failing histogram never delays the finalizer readings.
 /// </summary>
 public sealed partial class AttachSampler : IDisposable
 {
@@ -27,6 +29,11 @@ public sealed partial class AttachSampler : IDisposable
 
     private const string FinalizerCommand = "GC.finalizer_info";
     private const string HistogramCommand = "GC.class_histogram";
+    private const string HierarchyCommand = "VM.class_hierarchy";
+    private const string TimerTaskClass = "java.util.TimerTask";
+
+    /// <summary>TimerTask subclass names remembered per JVM for the histogram selection (bounds memory).</summary>
+    public const int MaxRememberedTimerTaskClasses = 10_000;
 
     private readonly CollectorOptions _options;
     private readonly CollectorMetrics _metrics;
@@ -125,62 +132,34 @@ public sealed partial class AttachSampler : IDisposable
     {
         // Off the caller's thread at once: the tick loop never waits for a JVM.
         await Task.Yield();
-        var command = doFinalizer ? FinalizerCommand : HistogramCommand;
         try
         {
             await _gate.WaitAsync(ct).ConfigureAwait(false);
             try
             {
-                if (doFinalizer)
-                {
-                    var info = FinalizerInfoParser.Parse(await _jcmd(jvm.Pid, FinalizerCommand, _options.AttachTimeout, ct).ConfigureAwait(false));
-                    foreach (var (name, _) in info.Classes)
-                    {
-                        if (st.Finalizable.Count >= MaxRememberedFinalizableClasses) break;
-                        st.Finalizable.Add(name);
-                    }
-
-                    _metrics.FinalizerSampled();
-                    _publish(new CollectorMessage { Finalizer = ToFinalizerSample(jvm, info, NowNanos()) });
-                }
-
+                var finalizerFailure = doFinalizer ? await RunStepAsync(st, jvm, histogram: false, () => SampleFinalizerAsync(st, jvm, ct), ct).ConfigureAwait(false) : null;
                 if (doHistogram)
                 {
-                    command = HistogramCommand;
-                    var histogram = ClassHistogramParser.Parse(await _jcmd(jvm.Pid, HistogramCommand, _options.AttachTimeout, ct).ConfigureAwait(false));
-                    _metrics.HistogramSampled();
-                    _publish(new CollectorMessage { Histogram = ToHistogramSample(jvm, histogram, _selection.Select(histogram, st.Finalizable), NowNanos()) });
+                    if (finalizerFailure is { } f && !CommandLevel(f))
+                    {
+                        // The JVM cannot be reached at all: a histogram would fail the same way, after its longer timeout.
+                        // It is tried with the finalizer's retry, without a failure of its own.
+                        st.NextHistogram = st.NextFinalizer;
+                    }
+                    else
+                    {
+                        await RunStepAsync(st, jvm, histogram: true, () => SampleHistogramAsync(st, jvm, ct), ct).ConfigureAwait(false);
+                    }
                 }
             }
             finally
             {
                 _gate.Release();
             }
-
-            if (st.FailureKey is not null)
-            {
-                st.FailureKey = null;
-                LogAttachRecovered(_logger, jvm.JvmId);
-                _publish(new CollectorMessage { AttachStatus = new AttachStatus { Jvm = jvm, TimeUnixNanos = NowNanos(), Ok = true } });
-            }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
             // Shutting down.
-        }
-        catch (AttachException ex)
-        {
-            Fail(st, jvm, ex.Reason.ToString(), ex.Message, command);
-        }
-        catch (FormatException ex)
-        {
-            Fail(st, jvm, "ParseError", $"{command} answered text that is not its output: {ex.Message}", command);
-        }
-#pragma warning disable CA1031 // One JVM's unexpected failure must not end the loop for the others; it is reported like any failure.
-        catch (Exception ex)
-#pragma warning restore CA1031
-        {
-            Fail(st, jvm, "Unexpected", ex.GetType().Name + ": " + ex.Message, command);
         }
         finally
         {
@@ -188,18 +167,112 @@ public sealed partial class AttachSampler : IDisposable
         }
     }
 
-    private void Fail(JvmState st, JvmIdentity jvm, string kind, string reason, string command)
+    /// <summary>Failures of the command itself, not of reaching the JVM: the JVM's other requests may still work.</summary>
+    private static bool CommandLevel(string kind) => kind is nameof(AttachFailure.CommandFailed) or "ParseError" or "Unexpected";
+
+    private async Task SampleFinalizerAsync(JvmState st, JvmIdentity jvm, CancellationToken ct)
+    {
+        st.Command = FinalizerCommand;
+        var info = FinalizerInfoParser.Parse(await _jcmd(jvm.Pid, FinalizerCommand, _options.AttachTimeout, ct).ConfigureAwait(false));
+        foreach (var (name, _) in info.Classes)
+        {
+            if (st.Finalizable.Count >= MaxRememberedFinalizableClasses) break;
+            st.Finalizable.Add(name);
+        }
+
+        _metrics.FinalizerSampled();
+        _publish(new CollectorMessage { Finalizer = ToFinalizerSample(jvm, info, NowNanos()) });
+    }
+
+    private async Task SampleHistogramAsync(JvmState st, JvmIdentity jvm, CancellationToken ct)
+    {
+        // The JVM's TimerTask subclasses, learned again before each histogram (so at most once per histogram
+        // interval): a histogram shows no superclasses. A JVM without the command (JDK 8) keeps selection by name.
+        st.Command = HierarchyCommand;
+        try
+        {
+            var subclasses = ClassHierarchyParser.ParseSubclasses(
+                await _jcmd(jvm.Pid, ClassHierarchyParser.SubclassesCommand(TimerTaskClass), _options.AttachTimeout, ct).ConfigureAwait(false), TimerTaskClass);
+            st.TimerTasks = subclasses.Take(MaxRememberedTimerTaskClasses).ToHashSet(StringComparer.Ordinal);
+        }
+        catch (Exception ex) when (ex is FormatException || (ex is AttachException a && a.Reason == AttachFailure.CommandFailed))
+        {
+            LogHierarchyUnavailable(_logger, jvm.JvmId, ex.Message);
+        }
+
+        st.Command = HistogramCommand;
+        var histogram = ClassHistogramParser.Parse(await _jcmd(jvm.Pid, HistogramCommand, _options.EffectiveHistogramTimeout, ct).ConfigureAwait(false));
+        var hints = new HistogramHints(st.Finalizable, st.TimerTasks, st.History.Observe(histogram));
+        _metrics.HistogramSampled();
+        _publish(new CollectorMessage { Histogram = ToHistogramSample(jvm, histogram, _selection.Select(histogram, hints), NowNanos()) });
+    }
+
+    /// <summary>Runs one kind of request and reports its failure or recovery; returns the failure kind, or null on success.</summary>
+    private async Task<string?> RunStepAsync(JvmState st, JvmIdentity jvm, bool histogram, Func<Task> step, CancellationToken ct)
+    {
+        try
+        {
+            await step().ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+            throw;
+        }
+        catch (AttachException ex)
+        {
+            return Fail(st, jvm, histogram, ex.Reason.ToString(), ex.Message);
+        }
+        catch (FormatException ex)
+        {
+            return Fail(st, jvm, histogram, "ParseError", $"{st.Command} answered text that is not its output: {ex.Message}");
+        }
+#pragma warning disable CA1031 // One JVM's unexpected failure must not end the loop for the others; it is reported like any failure.
+        catch (Exception ex)
+#pragma warning restore CA1031
+        {
+            return Fail(st, jvm, histogram, "Unexpected", ex.GetType().Name + ": " + ex.Message);
+        }
+
+        if (histogram) st.HistogramFailures = 0;
+        ref var key = ref histogram ? ref st.HistogramFailureKey : ref st.FinalizerFailureKey;
+        if (key is null) return null;
+        key = null;
+        if (st.FinalizerFailureKey is null && st.HistogramFailureKey is null)
+        {
+            LogAttachRecovered(_logger, jvm.JvmId);
+            _publish(new CollectorMessage { AttachStatus = new AttachStatus { Jvm = jvm, TimeUnixNanos = NowNanos(), Ok = true } });
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Counts a failure and backs off that kind of request only: finalizer readings retry after
+    /// <see cref="BackoffFactor"/> finalizer intervals; histograms after 1, 2, 4, then at most
+    /// <see cref="BackoffFactor"/> histogram intervals as failures repeat.
+    /// </summary>
+    private string Fail(JvmState st, JvmIdentity jvm, bool histogram, string kind, string reason)
     {
         _metrics.AttachFailed(kind);
         var now = _time.GetUtcNow();
-        var retry = now + BackoffFactor * (_finalizerInterval ?? _histogramInterval ?? TimeSpan.FromSeconds(1));
-        st.NextFinalizer = retry;
-        if (st.NextHistogram < retry) st.NextHistogram = retry;
+        DateTimeOffset retry;
+        if (histogram)
+        {
+            st.HistogramFailures++;
+            var intervals = Math.Min(BackoffFactor, 1 << Math.Min(st.HistogramFailures - 1, 16));
+            retry = st.NextHistogram = now + (intervals * _histogramInterval!.Value);
+        }
+        else
+        {
+            retry = st.NextFinalizer = now + (BackoffFactor * _finalizerInterval!.Value);
+        }
 
         // Once per change: the same failure of the same command every retry is counted, not re-sent.
+        var command = st.Command;
         var key = kind + "|" + command;
-        if (st.FailureKey == key) return;
-        st.FailureKey = key;
+        ref var current = ref histogram ? ref st.HistogramFailureKey : ref st.FinalizerFailureKey;
+        if (current == key) return kind;
+        current = key;
         LogAttachFailed(_logger, jvm.JvmId, command, kind, reason);
         _publish(new CollectorMessage
         {
@@ -214,6 +287,7 @@ public sealed partial class AttachSampler : IDisposable
                 RetryUnixNanos = Nanos(retry),
             },
         });
+        return kind;
     }
 
     /// <summary>Builds the protocol message of one finalizer reading (largest classes first, capped).</summary>
@@ -259,6 +333,9 @@ public sealed partial class AttachSampler : IDisposable
     [LoggerMessage(Level = LogLevel.Warning, Message = "Attach to JVM {JvmId} failed ({Command}, {Kind}): {Reason}; retrying later")]
     private static partial void LogAttachFailed(ILogger logger, string jvmId, string command, string kind, string reason);
 
+    [LoggerMessage(Level = LogLevel.Debug, Message = "JVM {JvmId} did not list its TimerTask subclasses (histogram rows are chosen by name): {Reason}")]
+    private static partial void LogHierarchyUnavailable(ILogger logger, string jvmId, string reason);
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Attach to JVM {JvmId} works again")]
     private static partial void LogAttachRecovered(ILogger logger, string jvmId);
 
@@ -270,12 +347,26 @@ public sealed partial class AttachSampler : IDisposable
     {
         public int InFlight;
 
+        // Fields, not properties: the failure bookkeeping takes them by reference.
+        public string? FinalizerFailureKey;
+
+        public string? HistogramFailureKey;
+
         public DateTimeOffset NextFinalizer { get; set; }
 
         public DateTimeOffset NextHistogram { get; set; }
 
-        public string? FailureKey { get; set; }
+        /// <summary>The command being run, for failure reports.</summary>
+        public string Command { get; set; } = FinalizerCommand;
+
+        /// <summary>Histogram failures in a row (drives the histogram backoff).</summary>
+        public int HistogramFailures { get; set; }
 
         public HashSet<string> Finalizable { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>The JVM's TimerTask subclasses as last listed, or null before it ever answered.</summary>
+        public HashSet<string>? TimerTasks { get; set; }
+
+        public HistogramHistory History { get; } = new();
     }
 }

@@ -50,6 +50,12 @@ public sealed class CollectorOptions
     /// <summary>Longest one attach request (handshake plus answer) may take before the JVM counts as failed.</summary>
     public TimeSpan AttachTimeout { get; set; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>
+    /// Longest one class histogram may take. GC.class_histogram runs a full GC first, which on a big heap can take
+    /// longer than <see cref="AttachTimeout"/>; at least <see cref="AttachTimeout"/>.
+    /// </summary>
+    public TimeSpan HistogramTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
     /// <summary>Attach requests in flight at once across all JVMs (each costs a socket and a safepoint in its JVM).</summary>
     public int AttachConcurrency { get; set; } = 4;
 
@@ -62,6 +68,9 @@ public sealed class CollectorOptions
 
     /// <summary>The finalizer interval, or null when off; at least 1 s.</summary>
     public TimeSpan? EffectiveFinalizerInterval => FinalizerInterval <= TimeSpan.Zero ? null : FinalizerInterval < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : FinalizerInterval;
+
+    /// <summary>The histogram timeout: at least the attach timeout.</summary>
+    public TimeSpan EffectiveHistogramTimeout => HistogramTimeout < AttachTimeout ? AttachTimeout : HistogramTimeout;
 
     /// <summary>The histogram interval, or null when off; at least 1 s.</summary>
     public TimeSpan? EffectiveHistogramInterval => HistogramInterval <= TimeSpan.Zero ? null : HistogramInterval < TimeSpan.FromSeconds(1) ? TimeSpan.FromSeconds(1) : HistogramInterval;
