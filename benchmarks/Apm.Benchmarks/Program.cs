@@ -34,7 +34,7 @@ internal static class Program
                 Console.Error.WriteLine("  attach     GC.finalizer_info through our client vs `jcmd`, safepoints added per sampling kind");
                 Console.Error.WriteLine("  hprof      full triage vs a plain read of the dump and vs VisualVM's heap library");
                 Console.Error.WriteLine("  load       one aggregator's sustained samples/s vs raw InfluxDB writes, and latency [--seconds N] [--jvms N]");
-                Console.Error.WriteLine("  rules      memory the leak rules keep per JVM for an hour of samples [--jvms N]");
+                Console.Error.WriteLine("  rules      CPU per message and memory per JVM of the leak rules for an hour of samples [--jvms N]");
                 Console.Error.WriteLine("  scaleout   the gain of a second aggregator, each capped at --cores C (0.3) by a CPU cgroup (root) [--members N]");
                 Console.Error.WriteLine("  soak       every service in its own process at a steady rate for --minutes N (60): memory trends, lag [--rate N] [--aggregators N] [--rule-window MIN]");
                 return 2;
