@@ -39,6 +39,28 @@ public sealed class RulesHeapTests
     }
 
     [Fact]
+    public void A_young_jvm_whose_floor_rises_over_a_few_seconds_of_start_up_is_not_judged()
+    {
+        // Seen with a healthy service just started: four old collections 3 to 4 s apart, the floor 0 -> 1.9 MB of a
+        // 179 MB old generation, which a slope would call 365 % of max per hour.
+        var floors = new long[] { 0, 927_552, 1_428_624, 1_930_272 };
+        var samples = floors.Select((f, i) => new HeapObservation(
+            RulesTestData.Now - TimeSpan.FromSeconds(10 - (i * 3.3)), f, 178_978_816, collectionsTotal: 10 + i, gcTimeSeconds: 0.1 * i,
+            uptimeSeconds: 5 + (i * 3), oldCollections: i)).ToList();
+
+        var result = new OldGenGrowthRule().Evaluate(RulesTestData.Heap(samples));
+
+        Assert.False(result.Breached, result.Summary);
+        Assert.True(result.InsufficientData, result.Summary);
+        Assert.Contains("00:15:00", result.Summary, StringComparison.Ordinal);
+
+        // A rise spread over more than a quarter of the window is judged: 7.7 MB in 18 minutes is 14 % of max per hour.
+        var spread = samples.Select((s, i) => new HeapObservation(RulesTestData.Now - TimeSpan.FromMinutes(20 - (i * 6)), s.OldUsedBytes * 4, s.OldMaxBytes,
+            s.CollectionsTotal, s.GcTimeSeconds, s.UptimeSeconds, s.OldCollections)).ToList();
+        Assert.True(new OldGenGrowthRule().Evaluate(RulesTestData.Heap(spread)).Breached);
+    }
+
+    [Fact]
     public void A_flat_floor_with_a_big_sawtooth_does_not_breach()
     {
         var result = new OldGenGrowthRule().Evaluate(RulesTestData.Heap(Sawtooth(_ => 200_000_000, true)));

@@ -36,6 +36,11 @@ public sealed class OldGenGrowthRule : IAlertRule
             return RuleResult.Insufficient($"Not enough post-collection points in the window ({floor.Count} of {o.MinSamples}).");
         }
 
+        if (floor[^1].Time - floor[0].Time < o.EffectiveMinSpan)
+        {
+            return RuleResult.Insufficient($"The post-collection points span {Fmt.Span(floor[^1].Time - floor[0].Time)}, less than the {Fmt.Span(o.EffectiveMinSpan)} needed.");
+        }
+
         var t0 = floor[0].Time;
         var slope = RobustStats.TheilSenSlope(floor.Select(p => ((p.Time - t0).TotalSeconds, (double)p.OldUsedBytes)).ToList()) ?? 0;
         var max = samples.Max(s => s.OldMaxBytes);

@@ -97,12 +97,23 @@ public sealed class OldGenGrowthOptions
     /// <summary>Sub-windows used for the lower envelope when old collections are not counted.</summary>
     public int SubWindows { get; set; } = 6;
 
+    /// <summary>
+    /// Shortest time the floor points must span before the rule judges; zero means a quarter of <see cref="Window"/>.
+    /// A JVM that just started fills its old generation with long-lived start-up objects: a few collections seconds
+    /// apart would otherwise extrapolate that into a steep hourly growth.
+    /// </summary>
+    public TimeSpan MinSpan { get; set; } = TimeSpan.Zero;
+
+    /// <summary>The span in force: <see cref="MinSpan"/>, or a quarter of the window when it is zero.</summary>
+    internal TimeSpan EffectiveMinSpan => MinSpan > TimeSpan.Zero ? MinSpan : Window / 4;
+
     internal void Validate()
     {
         Checks.Positive(Window, nameof(Window));
         Checks.Positive(Threshold, nameof(Threshold));
         Checks.AtLeast(MinSamples, 3, nameof(MinSamples));
         Checks.AtLeast(SubWindows, 3, nameof(SubWindows));
+        if (MinSpan < TimeSpan.Zero || MinSpan > Window) throw new ArgumentOutOfRangeException(nameof(MinSpan), MinSpan, "MinSpan must be between 0 and the window.");
     }
 }
 
