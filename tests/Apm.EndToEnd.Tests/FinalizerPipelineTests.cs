@@ -131,8 +131,8 @@ public sealed class FinalizerPipelineTests(ITestOutputHelper output)
         {
             ["[B"] = "top-bytes",
             ["java.lang.String"] = "top-bytes",
-            ["java.lang.ref.Finalizer"] = "finalizer",
-            ["com.acme.db.Statement"] = "finalizer-queue",
+            ["java.lang.ref.Finalizer"] = "finalizer,top-instances",
+            ["com.acme.db.Statement"] = "finalizer-queue,top-instances",
             ["com.acme.db.Statement$1"] = "nested-in-finalizable",
             ["org.postgresql.jdbc.StatementCancelTimerTask"] = "timer-task",
             ["com.acme.cache.LruCache"] = "watch",
