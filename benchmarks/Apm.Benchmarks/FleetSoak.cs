@@ -74,25 +74,13 @@ public static class FleetSoak
         using var onInt = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, _ => KillAll());
         try
         {
-            await using var influx = await InfluxServer.StartAsync().ConfigureAwait(false);
+            await using var services = await BackingServices.StartAsync().ConfigureAwait(false);
             using var smtp = await SmtpServer.StartNewAsync().ConfigureAwait(false);
-            using var kafka = EmbeddedKafkaCluster.Start(1);
-            TopicAdmin.EnsureTopics(kafka, ApmTopics.All, 6);
-            var kafkaOptions = new KafkaOptions { Partitions = 6 }.WithBootstrapServers(kafka.BootstrapServers);
-            var influxOptions = new InfluxOptions { Url = influx.Url, Database = "apm", Timeout = TimeSpan.FromMinutes(1) };
-            using (var setup = new InfluxWriter(influxOptions)) await setup.EnsureDatabaseAsync().ConfigureAwait(false);
-
-            var common = new Dictionary<string, string>
-            {
-                ["Apm__Kafka__BootstrapServers"] = kafka.BootstrapServers,
-                ["Apm__Kafka__EnsureTopics"] = "false",
-                ["Apm__Influx__Url"] = influx.Url.ToString(),
-                ["Apm__Influx__Database"] = "apm",
-                ["Apm__Smtp__Host"] = SmtpServer.Host,
-                ["Apm__Smtp__Port"] = smtp.Port.ToString(CultureInfo.InvariantCulture),
-                ["Apm__Smtp__From"] = "apm-soak@localhost",
-                ["Apm__Alerts__To"] = "oncall@localhost",
-            };
+            var common = services.Environment();
+            common["Apm__Smtp__Host"] = SmtpServer.Host;
+            common["Apm__Smtp__Port"] = smtp.Port.ToString(CultureInfo.InvariantCulture);
+            common["Apm__Smtp__From"] = "apm-soak@localhost";
+            common["Apm__Alerts__To"] = "oncall@localhost";
             for (var i = 0; i < aggregatorCount; i++)
             {
                 AddChild(ApmProcess.Start("aggregator" + (aggregatorCount > 1 ? "-" + (i + 1) : ""), "aggregator", work, common, new()
@@ -122,8 +110,7 @@ public static class FleetSoak
 
             var fleet = new Fleet(jvmCount, 5, 5, 20, DateTimeOffset.UtcNow, seed: 21);
             var publisherMetrics = new CollectorMetrics();
-            using var publisher = new CollectorPublisher(kafkaOptions, new CollectorOptions { BufferMessages = 1_000_000, HostName = "fleet-simulator" },
-                publisherMetrics, NullLogger.Instance);
+            using var publisher = services.StartPublisher(publisherMetrics);
             Console.WriteLine(Invariant($"soak: {rate:N0} samples/s from {jvmCount:N0} simulated JVMs and {jvms.Count} real ones for {duration.TotalMinutes:0} min; {aggregatorCount} aggregator process(es), a collector, a dashboard; rule windows {ruleWindow.TotalMinutes:0} min"));
             using var stop = new CancellationTokenSource();
             var run = Task.Factory.StartNew(() => FleetRunner.Run(fleet, publisher, rate, duration, stop.Token), TaskCreationOptions.LongRunning);

@@ -60,28 +60,16 @@ public static class ScaleOutBenchmark
         var work = Directory.CreateTempSubdirectory("apm-scaleout-");
         try
         {
-            await using var influx = await InfluxServer.StartAsync().ConfigureAwait(false);
-            using var kafka = EmbeddedKafkaCluster.Start(1);
-            TopicAdmin.EnsureTopics(kafka, ApmTopics.All, 6);
-            var kafkaOptions = new KafkaOptions { Partitions = 6 }.WithBootstrapServers(kafka.BootstrapServers);
-            var influxOptions = new InfluxOptions { Url = influx.Url, Database = "apm", Timeout = TimeSpan.FromMinutes(1) };
-            using (var setup = new InfluxWriter(influxOptions)) await setup.EnsureDatabaseAsync().ConfigureAwait(false);
-            var common = new Dictionary<string, string>
-            {
-                ["Apm__Kafka__BootstrapServers"] = kafka.BootstrapServers,
-                ["Apm__Kafka__EnsureTopics"] = "false",
-                // A member that does not rejoin is given up after 30 s, not the production 10 minutes (see LoadPipeline).
-                ["Apm__Kafka__Extra__session.timeout.ms"] = "10000",
-                ["Apm__Kafka__Extra__heartbeat.interval.ms"] = "1000",
-                ["Apm__Kafka__Extra__max.poll.interval.ms"] = "30000",
-                ["Apm__Influx__Url"] = influx.Url.ToString(),
-                ["Apm__Influx__Database"] = "apm",
-                ["Apm__Alerts__HeapDumpRules"] = "",
-            };
+            await using var services = await BackingServices.StartAsync().ConfigureAwait(false);
+            var common = services.Environment();
+            // A member that does not rejoin is given up after 30 s, not the production 10 minutes (see LoadPipeline).
+            common["Apm__Kafka__Extra__session.timeout.ms"] = "10000";
+            common["Apm__Kafka__Extra__heartbeat.interval.ms"] = "1000";
+            common["Apm__Kafka__Extra__max.poll.interval.ms"] = "30000";
+            common["Apm__Alerts__HeapDumpRules"] = "";
 
             var publisherMetrics = new CollectorMetrics();
-            using var publisher = new CollectorPublisher(kafkaOptions, new CollectorOptions { BufferMessages = 1_000_000, HostName = "fleet-simulator" },
-                publisherMetrics, NullLogger.Instance);
+            using var publisher = services.StartPublisher(publisherMetrics);
             // Sample time starts in the recent past, so that the backlogs' simulated time stays behind the wall clock the
             // steady steps stamp their samples with (time only moves forward per JVM).
             var sampleTime = new SampleClock(DateTimeOffset.UtcNow.AddMinutes(-30));
