@@ -57,6 +57,8 @@ public static class RuleMemoryBenchmark
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"evaluations: {evaluations:N0} ({(double)evaluations / messages:F2} per message) = {evaluations / rulesCpu.TotalSeconds:N0} per CPU second, {rulesCpu.TotalMicroseconds / evaluations:F1} µs each; allocated {(double)(run.Allocated - baseline.Allocated) / messages:N0} bytes per message"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"rule runs: {engine.RuleRuns:N0} computed, {engine.ReusedResults:N0} reused (the rule's observations had not changed)"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"kept: {heap:N0} heap samples, {finalizer:N0} finalizer readings, {histograms:N0} histograms; engine holds {bytes / 1048576.0:F1} MB"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"per kept heap sample (all kept state divided by heap samples): {perSample:F0} bytes = {perSample / 56:F2}x the bare 56-byte fields; for 5,000 JVMs: {perSample * heap / jvms * 5000 / 1048576.0:F0} MB"));

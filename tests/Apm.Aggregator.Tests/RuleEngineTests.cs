@@ -156,4 +156,109 @@ public sealed class RuleEngineTests
         Assert.Equal("h:2:2", Assert.Single(engine.Tracker.Active()).JvmId);
         Assert.Equal(0, engine.ForgetPartitions(new HashSet<int> { 1 }));
     }
+
+    [Fact]
+    public void Reusing_unchanged_results_gives_exactly_the_events_of_evaluating_every_time()
+    {
+        // Random fleets: heap samples every second, finalizer readings every 15 s and histograms every minute, with
+        // backlogs and timer leaks that start, stop and drain, readings that go missing, and a JVM that exits.
+        var lifecycle = new AlertTrackerOptions { ConsecutiveEvaluations = 2, ClearFor = TimeSpan.FromSeconds(30), CoolDown = TimeSpan.FromMinutes(1) };
+        var totalEvents = 0;
+        long totalReused = 0;
+        for (var seed = 1; seed <= 4; seed++)
+        {
+            var rules = new RuleSet(
+                new FinalizerBacklogOptions { Window = TimeSpan.FromMinutes(5) },
+                new TimerRetainedFinalizableOptions { Window = TimeSpan.FromMinutes(8) },
+                new OldGenGrowthOptions { Window = TimeSpan.FromMinutes(10) },
+                new GcOverheadOptions { Window = TimeSpan.FromMinutes(5) });
+            var reusing = new RuleEngine(rules, new AlertingOptions { Lifecycle = lifecycle });
+            var fresh = new RuleEngine(rules, new AlertingOptions { Lifecycle = lifecycle, ReuseResults = false });
+            var random = new Random(seed);
+            var expected = new List<string>();
+            var actual = new List<string>();
+            foreach (var message in RandomFleet(random, jvms: 4, TimeSpan.FromMinutes(50)))
+            {
+                expected.AddRange(fresh.Observe(message).Select(Describe));
+                actual.AddRange(reusing.Observe(message).Select(Describe));
+            }
+
+            Assert.Equal(expected, actual);
+            Assert.Equal(0, fresh.ReusedResults);
+            totalEvents += expected.Count;
+            totalReused += reusing.ReusedResults;
+            Assert.True(reusing.RuleRuns < fresh.RuleRuns, $"seed {seed}: {reusing.RuleRuns} runs with reuse, {fresh.RuleRuns} without");
+        }
+
+        // The comparison means something only if alerts came and went.
+        Assert.True(totalEvents >= 8, $"only {totalEvents} events in all runs");
+        Assert.True(totalReused > 1000, $"only {totalReused} results reused");
+    }
+
+    private static string Describe(AlertEvent e) =>
+        $"{e.Id} {e.State} {e.FiredAt:O} {e.ResolvedAt:O} {e.Summary} | {string.Join("; ", e.Evidence.OrderBy(kv => kv.Key, StringComparer.Ordinal).Select(kv => kv.Key + "=" + kv.Value))}";
+
+    private static IEnumerable<CollectorMessage> RandomFleet(Random random, int jvms, TimeSpan length)
+    {
+        var backlog = new long[jvms];
+        var statements = new long[jvms];
+        var growing = new bool[jvms];
+        var leaking = new bool[jvms];
+        var oldUsed = new long[jvms];
+        var gone = -1;
+        for (var s = 0; s < length.TotalSeconds; s++)
+        {
+            var t = T0.AddSeconds(s);
+            for (var j = 0; j < jvms; j++)
+            {
+                if (j == gone) continue;
+                var id = $"h:{j}:1";
+                if (s % 300 == 0)
+                {
+                    growing[j] = random.Next(3) == 0;
+                    leaking[j] = random.Next(3) == 0;
+                }
+
+                oldUsed[j] = Math.Max(0, oldUsed[j] + random.Next(-2_000, 3_000) + (leaking[j] ? 20_000 : 0));
+                yield return Sample(t.AddMilliseconds(j), 50_000_000 + oldUsed[j], s / 4, 100 + s, id);
+                if (s % 15 == 0 && random.Next(10) > 0)
+                {
+                    backlog[j] = growing[j] ? backlog[j] + random.Next(50, 150) : Math.Max(0, backlog[j] - random.Next(0, 400));
+                    yield return Finalizer(t.AddMilliseconds(j), backlog[j], id);
+                }
+
+                if (s % 60 == 0 && random.Next(8) > 0)
+                {
+                    statements[j] += leaking[j] ? random.Next(400, 600) : 0;
+                    yield return Histogram(t.AddMilliseconds(j), 2_000 + statements[j], statements[j], id);
+                }
+            }
+
+            if (s == (int)length.TotalSeconds * 3 / 4)
+            {
+                gone = random.Next(jvms);
+                yield return new CollectorMessage
+                {
+                    Status = new JvmStatus { Jvm = Jvm($"h:{gone}:1"), TimeUnixNanos = Nanos(t), State = JvmStatus.Types.State.Gone },
+                };
+            }
+        }
+    }
+
+    private static CollectorMessage Histogram(DateTimeOffset t, long finalizers, long statements, string id) => new()
+    {
+        Histogram = new ClassHistogramSample
+        {
+            Jvm = new JvmIdentity { JvmId = id, Host = "h" },
+            TimeUnixNanos = Nanos(t),
+            FinalizerRegistered = finalizers,
+            Rows =
+            {
+                new HistogramRow { ClassName = "java.lang.ref.Finalizer", Instances = finalizers, Bytes = finalizers * 40 },
+                new HistogramRow { ClassName = "com.acme.db.Stmt", Instances = 100 + statements, Bytes = (100 + statements) * 64 },
+                new HistogramRow { ClassName = "com.acme.db.Stmt$CancelTask", Instances = 3 + statements, Bytes = (3 + statements) * 32 },
+                new HistogramRow { ClassName = "java.lang.String", Instances = 50_000, Bytes = 1_200_000 },
+            },
+        },
+    };
 }

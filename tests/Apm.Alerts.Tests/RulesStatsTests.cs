@@ -31,6 +31,54 @@ public sealed class RulesStatsTests
     }
 
     [Fact]
+    public void Theil_Sen_by_selection_equals_the_median_of_all_pairwise_slopes_sorted()
+    {
+        // Seeded random series with ties, repeated x, steps and outliers, odd and even pair counts, up to the thinning cap.
+        var random = new Random(20261203);
+        for (var run = 0; run < 2000; run++)
+        {
+            var n = random.Next(2, RobustStats.MaxTheilSenPoints + 1);
+            var points = new List<(double X, double Y)>(n);
+            for (var i = 0; i < n; i++)
+            {
+                var x = random.Next(4) == 0 ? random.Next(0, 5) : i + (random.NextDouble() * 0.5);
+                var y = random.Next(5) switch
+                {
+                    0 => random.Next(-3, 4),
+                    1 => 1e9 * random.NextDouble(),
+                    _ => (2.5 * x) + random.Next(-10, 10),
+                };
+                points.Add((x, y));
+            }
+
+            var slopes = new List<double>();
+            for (var i = 0; i < n; i++)
+            {
+                for (var j = i + 1; j < n; j++)
+                {
+                    if (points[j].X != points[i].X) slopes.Add((points[j].Y - points[i].Y) / (points[j].X - points[i].X));
+                }
+            }
+
+            slopes.Sort();
+            double? expected = slopes.Count == 0 ? null
+                : slopes.Count % 2 == 1 ? slopes[slopes.Count / 2]
+                : (slopes[(slopes.Count / 2) - 1] + slopes[slopes.Count / 2]) / 2;
+            var actual = RobustStats.TheilSenSlope(points);
+            Assert.True(expected == actual, $"run {run}, {n} points: expected {expected}, got {actual}");
+        }
+    }
+
+    [Fact]
+    public void Theil_Sen_leaves_out_slopes_that_are_not_numbers_and_median_orders_NaN_first()
+    {
+        Assert.Equal(1.0, RobustStats.TheilSenSlope([(0, 0), (1, 1), (2, double.NaN), (3, 3)])!.Value, 10);
+        Assert.Null(RobustStats.TheilSenSlope([(0, double.PositiveInfinity), (1, 1)]));
+        Assert.Equal(2.0, RobustStats.Median([3, 1, 2]));
+        Assert.True(double.IsNaN(RobustStats.Median([double.NaN, 5, double.NaN])));
+    }
+
+    [Fact]
     public void Correlation_is_one_for_proportional_series_and_null_for_a_constant_one()
     {
         Assert.Equal(1.0, RobustStats.Correlation([1, 2, 4], [2, 4, 8])!.Value, 10);

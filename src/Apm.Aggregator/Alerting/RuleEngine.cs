@@ -58,6 +58,8 @@ public sealed class RuleEngine
     private readonly Dictionary<string, JvmWindow> _jvms = new(StringComparer.Ordinal);
     private long _evaluations;
     private long _ruleFailures;
+    private long _ruleRuns;
+    private long _reused;
 
     /// <summary>Creates an engine; throws <see cref="ArgumentOutOfRangeException"/> on invalid options.</summary>
     public RuleEngine(RuleSet rules, AlertingOptions? options = null)
@@ -75,6 +77,12 @@ public sealed class RuleEngine
 
     /// <summary>Rule evaluations run (one per JVM per evaluation, all rules).</summary>
     public long Evaluations => _evaluations;
+
+    /// <summary>Rule runs (one rule on one JVM) that computed a result.</summary>
+    public long RuleRuns => _ruleRuns;
+
+    /// <summary>Rule results reused because the rule's observations had not changed since its last run.</summary>
+    public long ReusedResults => _reused;
 
     /// <summary>Rule runs that threw (a bug or hostile data); counted and skipped, never fatal.</summary>
     public long RuleFailures => _ruleFailures;
@@ -116,7 +124,8 @@ public sealed class RuleEngine
                 var w = Window(f.Jvm, partition);
                 var t = Time(f.TimeUnixNanos);
                 w.Finalizer.Add(new FinalizerObservation(t, f.PendingTotal, f.Classes.Select(c => (c.ClassName, c.Count)).ToList()));
-                Trim(w.Finalizer, o => o.Time, t - _rules.FinalizerWindow);
+                Trim(w.Finalizer, t - _rules.FinalizerWindow);
+                w.FinalizerVersion++;
                 return Evaluate(w, t);
             }
 
@@ -126,7 +135,8 @@ public sealed class RuleEngine
                 var w = Window(h.Jvm, partition);
                 var t = Time(h.TimeUnixNanos);
                 w.Histograms.Add(new HistogramObservation(t, h.FinalizerRegistered, h.Rows.Select(r => (r.ClassName, r.Instances, r.Bytes)).ToList()));
-                Trim(w.Histograms, o => o.Time, t - _rules.HistogramWindow);
+                Trim(w.Histograms, t - _rules.HistogramWindow);
+                w.HistogramVersion++;
                 return Evaluate(w, t);
             }
 
@@ -201,7 +211,8 @@ public sealed class RuleEngine
             || s.UptimeSeconds < w.Heap[^1].UptimeSeconds;
         if (!keep) return;
         w.Heap.Add(observation);
-        Trim(w.Heap, o => o.Time, t - _rules.HeapWindow);
+        Trim(w.Heap, t - _rules.HeapWindow);
+        w.HeapVersion++;
     }
 
     /// <summary>
@@ -232,19 +243,36 @@ public sealed class RuleEngine
         _evaluations++;
         var state = new JvmRuleState(w.Identity!.JvmId, t, w.Finalizer, w.Histograms, w.Heap);
         List<AlertEvent>? events = null;
-        foreach (var rule in _rules.Rules)
+        var rules = _rules.Rules;
+        w.Cache ??= new CachedResult[rules.Count];
+        for (var r = 0; r < rules.Count; r++)
         {
+            var rule = rules[r];
             RuleResult result;
-            try
+            WindowKey? key = _options.ReuseResults && rule is IWindowedRule windowed ? Signature(w, windowed, t) : null;
+            if (key is { } k && w.Cache[r] is { } cached && cached.Key == k)
             {
-                result = rule.Evaluate(state);
+                // Same observations in the window as last time: the same result (pure rule), only time moves on.
+                result = cached.Result;
+                _reused++;
             }
-#pragma warning disable CA1031 // One rule failing on one JVM must not stop the consumer or the other rules.
-            catch (Exception)
-#pragma warning restore CA1031
+            else
             {
-                _ruleFailures++;
-                continue;
+                try
+                {
+                    result = rule.Evaluate(state);
+                    _ruleRuns++;
+                }
+#pragma warning disable CA1031 // One rule failing on one JVM must not stop the consumer or the other rules.
+                catch (Exception)
+#pragma warning restore CA1031
+                {
+                    _ruleFailures++;
+                    w.Cache[r] = null;
+                    continue;
+                }
+
+                w.Cache[r] = key is { } computed ? new CachedResult(computed, result) : null;
             }
 
             var transitions = Tracker.Observe(state.JvmId, rule.Id, t, result);
@@ -254,13 +282,44 @@ public sealed class RuleEngine
         return events ?? (IReadOnlyList<AlertEvent>)[];
     }
 
+    /// <summary>
+    /// What identifies the observations a windowed rule sees at <paramref name="now"/>: the list's version (bumped on every
+    /// change, so a cached result's lazy evidence never reads a changed list) and the first and last index inside the
+    /// window (-1 when none is).
+    /// </summary>
+    private static WindowKey Signature(JvmWindow w, IWindowedRule rule, DateTimeOffset now) => rule.Reads switch
+    {
+        ObservationKind.Finalizer => Key(w.Finalizer, w.FinalizerVersion, now - rule.Window, now),
+        ObservationKind.Histograms => Key(w.Histograms, w.HistogramVersion, now - rule.Window, now),
+        ObservationKind.Heap => Key(w.Heap, w.HeapVersion, now - rule.Window, now),
+        _ => default,
+    };
+
+    private static WindowKey Key<T>(List<T> items, long version, DateTimeOffset from, DateTimeOffset to)
+        where T : ITimed
+    {
+        int first = -1, last = -1;
+        for (var i = 0; i < items.Count; i++)
+        {
+            var time = items[i].Time;
+            if (time > from && time <= to)
+            {
+                if (first < 0) first = i;
+                last = i;
+            }
+        }
+
+        return new WindowKey(version, first, last);
+    }
+
     private static DateTimeOffset Time(long unixNanos) => DateTimeOffset.FromUnixTimeMilliseconds(unixNanos / 1_000_000);
 
     /// <summary>Drops readings at or before <paramref name="from"/> (they arrive in time order, so from the front).</summary>
-    private static void Trim<T>(List<T> list, Func<T, DateTimeOffset> time, DateTimeOffset from)
+    private static void Trim<T>(List<T> list, DateTimeOffset from)
+        where T : ITimed
     {
         var n = 0;
-        while (n < list.Count && time(list[n]) <= from) n++;
+        while (n < list.Count && list[n].Time <= from) n++;
         if (n > 0) list.RemoveRange(0, n);
     }
 
@@ -277,5 +336,18 @@ public sealed class RuleEngine
         public DateTimeOffset? LastEvaluated { get; set; }
 
         public int Partition { get; set; } = -1;
+
+        public long FinalizerVersion { get; set; }
+
+        public long HistogramVersion { get; set; }
+
+        public long HeapVersion { get; set; }
+
+        /// <summary>The last result of each rule (by index in the rule set) with the window it was computed on.</summary>
+        public CachedResult?[]? Cache { get; set; }
     }
+
+    private readonly record struct WindowKey(long Version, int First, int Last);
+
+    private sealed record CachedResult(WindowKey Key, RuleResult Result);
 }

@@ -20,7 +20,7 @@ public sealed class GcOverheadRule : IAlertRule
     {
         ArgumentNullException.ThrowIfNull(state);
         var o = _options;
-        var samples = JvmRuleState.InWindow(state.Heap, s => s.Time, state.Now, o.Window);
+        var samples = JvmRuleState.InWindow(state.Heap, state.Now, o.Window);
 
         // Counters restart with the JVM: measure only since the last restart (uptime going down).
         var start = 0;
@@ -32,14 +32,16 @@ public sealed class GcOverheadRule : IAlertRule
             }
         }
 
-        samples = samples.Skip(start).ToList();
+        samples = samples.From(start);
         if (samples.Count < o.MinSamples)
         {
             return RuleResult.Insufficient($"Not enough heap samples since the last restart in the window ({samples.Count} of {o.MinSamples}).");
         }
 
-        var wall = samples[^1].UptimeSeconds - samples[0].UptimeSeconds;
-        var gc = samples[^1].GcTimeSeconds - samples[0].GcTimeSeconds;
+        var first = samples[0];
+        var last = samples[samples.Count - 1];
+        var wall = last.UptimeSeconds - first.UptimeSeconds;
+        var gc = last.GcTimeSeconds - first.GcTimeSeconds;
         if (!double.IsFinite(wall) || !double.IsFinite(gc))
         {
             return RuleResult.Insufficient("GC time or uptime is not a finite number; the samples cannot be judged.");
@@ -51,25 +53,26 @@ public sealed class GcOverheadRule : IAlertRule
         }
 
         var share = gc / wall;
-        var evidence = new Dictionary<string, string>
+        var collections = last.CollectionsTotal - first.CollectionsTotal;
+        Dictionary<string, string> Evidence() => new()
         {
             ["window"] = Fmt.Span(o.Window),
             ["gcSeconds"] = Fmt.N(gc),
             ["wallSeconds"] = Fmt.N(wall),
             ["share"] = Fmt.N(share),
-            ["collections"] = Fmt.N(samples[^1].CollectionsTotal - samples[0].CollectionsTotal),
+            ["collections"] = Fmt.N(collections),
             ["threshold"] = Fmt.N(o.Threshold),
         };
 
         if (share <= o.Threshold)
         {
-            return RuleResult.NotBreached($"GC took {Fmt.N(share * 100)}% of wall time (threshold {Fmt.N(o.Threshold * 100)}%).", evidence);
+            return RuleResult.NotBreached($"GC took {Fmt.N(share * 100)}% of wall time (threshold {Fmt.N(o.Threshold * 100)}%).", Evidence);
         }
 
         return new RuleResult(
             true,
-            $"GC took {Fmt.N(share * 100)}% of wall time over the last {Fmt.N(wall)} s ({Fmt.N(gc)} s in {evidence["collections"]} collections; threshold {Fmt.N(o.Threshold * 100)}%).",
-            evidence,
+            $"GC took {Fmt.N(share * 100)}% of wall time over the last {Fmt.N(wall)} s ({Fmt.N(gc)} s in {Fmt.N(collections)} collections; threshold {Fmt.N(o.Threshold * 100)}%).",
+            Evidence(),
             [
                 "Check OldGenGrowth and FinalizerBacklog for this JVM: a growing live set is the usual cause.",
                 "Take a class histogram or heap dump to find what fills the heap.",

@@ -23,13 +23,22 @@ public sealed class OldGenGrowthRule : IAlertRule
     {
         ArgumentNullException.ThrowIfNull(state);
         var o = _options;
-        var samples = JvmRuleState.InWindow(state.Heap, s => s.Time, state.Now, o.Window);
+        var samples = JvmRuleState.InWindow(state.Heap, state.Now, o.Window);
         if (samples.Count == 0)
         {
             return RuleResult.Insufficient("No heap samples in the window.");
         }
 
-        var byCollections = samples.All(s => s.OldCollections is not null);
+        var byCollections = true;
+        long max = 0, maxUsed = 0;
+        for (var i = 0; i < samples.Count; i++)
+        {
+            var s = samples[i];
+            byCollections &= s.OldCollections is not null;
+            max = Math.Max(max, s.OldMaxBytes);
+            maxUsed = Math.Max(maxUsed, s.OldUsedBytes);
+        }
+
         var floor = byCollections ? MinimaBetweenCollections(samples) : LowerEnvelope(samples, state.Now - o.Window, o.Window, o.SubWindows);
         if (floor.Count < o.MinSamples)
         {
@@ -41,36 +50,63 @@ public sealed class OldGenGrowthRule : IAlertRule
             return RuleResult.Insufficient($"The post-collection points span {Fmt.Span(floor[^1].Time - floor[0].Time)}, less than the {Fmt.Span(o.EffectiveMinSpan)} needed.");
         }
 
-        var t0 = floor[0].Time;
-        var slope = RobustStats.TheilSenSlope(floor.Select(p => ((p.Time - t0).TotalSeconds, (double)p.OldUsedBytes)).ToList()) ?? 0;
-        var max = samples.Max(s => s.OldMaxBytes);
         if (max <= 0)
         {
-            max = samples.Max(s => s.OldUsedBytes);
+            max = maxUsed;
+        }
+
+        // A floor that ends no higher than it starts is not growth whatever its slope: no slope needed.
+        var rising = floor[^1].OldUsedBytes > floor[0].OldUsedBytes;
+        var t0 = floor[0].Time;
+        var slope = 0.0;
+        if (rising)
+        {
+            var x = new double[floor.Count];
+            var y = new double[floor.Count];
+            for (var i = 0; i < floor.Count; i++)
+            {
+                x[i] = (floor[i].Time - t0).TotalSeconds;
+                y[i] = floor[i].OldUsedBytes;
+            }
+
+            slope = RobustStats.TheilSenSlope(x, y) ?? 0;
         }
 
         var perHour = max > 0 ? slope * 3600 / max : 0;
-        var evidence = new Dictionary<string, string>
+        Dictionary<string, string> Evidence()
         {
-            ["window"] = Fmt.Span(o.Window),
-            ["method"] = byCollections ? "minimum between old collections" : $"lower envelope of {o.SubWindows} sub-windows",
-            ["times"] = Fmt.Times(floor.Select(p => p.Time)),
-            ["oldUsedAfterGcBytes"] = Fmt.Series(floor.Select(p => p.OldUsedBytes)),
-            ["oldMaxBytes"] = Fmt.N(max),
-            ["slopeBytesPerSecond"] = Fmt.N(slope),
-            ["growthOfMaxPerHour"] = Fmt.N(perHour),
-            ["threshold"] = Fmt.N(o.Threshold),
-        };
+            var evidence = new Dictionary<string, string>
+            {
+                ["window"] = Fmt.Span(o.Window),
+                ["method"] = byCollections ? "minimum between old collections" : $"lower envelope of {o.SubWindows} sub-windows",
+                ["times"] = Fmt.Times(floor.Select(p => p.Time)),
+                ["oldUsedAfterGcBytes"] = Fmt.Series(floor.Select(p => p.OldUsedBytes)),
+                ["oldMaxBytes"] = Fmt.N(max),
+                ["threshold"] = Fmt.N(o.Threshold),
+            };
+            if (rising)
+            {
+                evidence["slopeBytesPerSecond"] = Fmt.N(slope);
+                evidence["growthOfMaxPerHour"] = Fmt.N(perHour);
+            }
 
-        if (perHour <= o.Threshold || floor[^1].OldUsedBytes <= floor[0].OldUsedBytes)
+            return evidence;
+        }
+
+        if (!rising)
         {
-            return RuleResult.NotBreached($"Old generation after GC grows {Fmt.N(perHour * 100)}% of max per hour (threshold {Fmt.N(o.Threshold * 100)}%).", evidence);
+            return RuleResult.NotBreached($"Old generation after GC did not rise over the window ({Fmt.N(floor[0].OldUsedBytes)} to {Fmt.N(floor[^1].OldUsedBytes)} bytes).", Evidence);
+        }
+
+        if (perHour <= o.Threshold)
+        {
+            return RuleResult.NotBreached($"Old generation after GC grows {Fmt.N(perHour * 100)}% of max per hour (threshold {Fmt.N(o.Threshold * 100)}%).", Evidence);
         }
 
         return new RuleResult(
             true,
             $"Old generation after GC rose from {Fmt.N(floor[0].OldUsedBytes)} to {Fmt.N(floor[^1].OldUsedBytes)} bytes ({Fmt.N(perHour * 100)}% of max per hour, threshold {Fmt.N(o.Threshold * 100)}%).",
-            evidence,
+            Evidence(),
             [
                 "Compare two class histograms (or heap dumps) a while apart to find the classes that grow.",
                 "Check TimerRetainedFinalizable and FinalizerBacklog for this JVM.",
@@ -78,13 +114,14 @@ public sealed class OldGenGrowthRule : IAlertRule
     }
 
     /// <summary>One point per run of samples with the same old-collection count: its minimum, i.e. the occupancy just after that collection.</summary>
-    private static List<HeapObservation> MinimaBetweenCollections(List<HeapObservation> samples)
+    private static List<HeapObservation> MinimaBetweenCollections(Window<HeapObservation> samples)
     {
         var floor = new List<HeapObservation>();
         HeapObservation? best = null;
         long? current = null;
-        foreach (var s in samples)
+        for (var i = 0; i < samples.Count; i++)
         {
+            var s = samples[i];
             if (s.OldCollections != current)
             {
                 if (best is { } done)
@@ -111,13 +148,25 @@ public sealed class OldGenGrowthRule : IAlertRule
     }
 
     /// <summary>Minimum of each non-empty equal sub-window: a lower envelope that ignores the allocation sawtooth.</summary>
-    private static List<HeapObservation> LowerEnvelope(List<HeapObservation> samples, DateTimeOffset from, TimeSpan window, int parts)
+    private static List<HeapObservation> LowerEnvelope(Window<HeapObservation> samples, DateTimeOffset from, TimeSpan window, int parts)
     {
-        var floor = new List<HeapObservation>();
+        // Samples are in time order, so each sub-window is one run: one pass, one point per run.
+        var floor = new List<HeapObservation>(parts);
         var slice = window / parts;
-        foreach (var group in samples.GroupBy(s => Math.Min(parts - 1, (int)((s.Time - from) / slice))).OrderBy(g => g.Key))
+        var current = -1;
+        for (var i = 0; i < samples.Count; i++)
         {
-            floor.Add(group.MinBy(s => s.OldUsedBytes));
+            var s = samples[i];
+            var part = Math.Min(parts - 1, (int)((s.Time - from) / slice));
+            if (part != current)
+            {
+                floor.Add(s);
+                current = part;
+            }
+            else if (s.OldUsedBytes < floor[^1].OldUsedBytes)
+            {
+                floor[^1] = s;
+            }
         }
 
         return floor;

@@ -1,9 +1,11 @@
+using System.Buffers;
+
 namespace Apm.Alerts.Rules;
 
 /// <summary>Small robust statistics used by the rules; all inputs are validated, nothing is cached.</summary>
 public static class RobustStats
 {
-    /// <summary>Cap on points fed to <see cref="TheilSenSlope"/>: above it the series is thinned evenly so the pair count stays bounded (~20k pairs).</summary>
+    /// <summary>Cap on points fed to <see cref="TheilSenSlope(IReadOnlyList{ValueTuple{double, double}})"/>: above it the series is thinned evenly so the pair count stays bounded (~20k pairs).</summary>
     public const int MaxTheilSenPoints = 200;
 
     /// <summary>Median of the values; throws on an empty list.</summary>
@@ -15,10 +17,8 @@ public static class RobustStats
             throw new ArgumentException("Median of an empty list is undefined.", nameof(values));
         }
 
-        var sorted = values.ToArray();
-        Array.Sort(sorted);
-        var mid = sorted.Length / 2;
-        return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2.0;
+        var copy = values.ToArray();
+        return MedianInPlace(copy);
     }
 
     /// <summary>
@@ -28,21 +28,80 @@ public static class RobustStats
     public static double? TheilSenSlope(IReadOnlyList<(double X, double Y)> points)
     {
         ArgumentNullException.ThrowIfNull(points);
-        var pts = Thin(points);
-        var slopes = new List<double>(pts.Count * (pts.Count - 1) / 2);
-        for (var i = 0; i < pts.Count; i++)
+        var n = points.Count;
+        var buffer = ArrayPool<double>.Shared.Rent(Math.Max(2 * n, 1));
+        try
         {
-            for (var j = i + 1; j < pts.Count; j++)
+            for (var i = 0; i < n; i++)
             {
-                var dx = pts[j].X - pts[i].X;
-                if (dx != 0 && double.IsFinite(dx))
-                {
-                    slopes.Add((pts[j].Y - pts[i].Y) / dx);
-                }
+                buffer[i] = points[i].X;
+                buffer[n + i] = points[i].Y;
             }
+
+            return TheilSenSlope(buffer.AsSpan(0, n), buffer.AsSpan(n, n));
+        }
+        finally
+        {
+            ArrayPool<double>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Theil–Sen slope of the points (<paramref name="x"/>[i], <paramref name="y"/>[i]); null with fewer than two distinct x.
+    /// Series longer than <see cref="MaxTheilSenPoints"/> are thinned evenly. Cost: one pooled buffer of the pair count and
+    /// a selection (linear on average) instead of a sort; no allocation. Pairs whose slope is not a finite number are left out.
+    /// </summary>
+    public static double? TheilSenSlope(ReadOnlySpan<double> x, ReadOnlySpan<double> y)
+    {
+        if (x.Length != y.Length)
+        {
+            throw new ArgumentException($"Series lengths differ ({x.Length} vs {y.Length}).", nameof(y));
         }
 
-        return slopes.Count == 0 ? null : Median(slopes);
+        var n = Math.Min(x.Length, MaxTheilSenPoints);
+        if (n < 2)
+        {
+            return null;
+        }
+
+        Span<double> tx = stackalloc double[n];
+        Span<double> ty = stackalloc double[n];
+        for (var k = 0; k < n; k++)
+        {
+            // Evenly thinned when longer than the cap (identity otherwise).
+            var i = x.Length == n ? k : (int)((long)k * (x.Length - 1) / (n - 1));
+            tx[k] = x[i];
+            ty[k] = y[i];
+        }
+
+        var slopes = ArrayPool<double>.Shared.Rent(n * (n - 1) / 2);
+        try
+        {
+            var m = 0;
+            for (var i = 0; i < n; i++)
+            {
+                for (var j = i + 1; j < n; j++)
+                {
+                    var dx = tx[j] - tx[i];
+                    if (dx == 0 || !double.IsFinite(dx))
+                    {
+                        continue;
+                    }
+
+                    var slope = (ty[j] - ty[i]) / dx;
+                    if (double.IsFinite(slope))
+                    {
+                        slopes[m++] = slope;
+                    }
+                }
+            }
+
+            return m == 0 ? null : MedianInPlace(slopes.AsSpan(0, m));
+        }
+        finally
+        {
+            ArrayPool<double>.Shared.Return(slopes);
+        }
     }
 
     /// <summary>Pearson correlation; null when either series is constant or shorter than two.</summary>
@@ -73,19 +132,58 @@ public static class RobustStats
         return saa <= 0 || sbb <= 0 ? null : sab / Math.Sqrt(saa * sbb);
     }
 
-    private static IReadOnlyList<(double X, double Y)> Thin(IReadOnlyList<(double X, double Y)> points)
+    /// <summary>Median by selection; reorders <paramref name="values"/>. NaN is ordered first, as <see cref="Array.Sort(Array)"/> does.</summary>
+    private static double MedianInPlace(Span<double> values)
     {
-        if (points.Count <= MaxTheilSenPoints)
+        var mid = values.Length / 2;
+        var upper = Select(values, mid);
+        if (values.Length % 2 == 1)
         {
-            return points;
+            return upper;
         }
 
-        var thinned = new List<(double X, double Y)>(MaxTheilSenPoints);
-        for (var k = 0; k < MaxTheilSenPoints; k++)
+        // After selecting mid, everything before it is not greater: the lower middle is their maximum.
+        var lower = values[0];
+        for (var i = 1; i < mid; i++)
         {
-            thinned.Add(points[(int)((long)k * (points.Count - 1) / (MaxTheilSenPoints - 1))]);
+            if (values[i].CompareTo(lower) > 0) lower = values[i];
         }
 
-        return thinned;
+        return (lower + upper) / 2.0;
+    }
+
+    /// <summary>
+    /// The k-th smallest value (0-based), moving it to index k with nothing greater before it and nothing smaller after it
+    /// (Hoare's selection with a median-of-three pivot; <see cref="double.CompareTo(double)"/> gives NaN a place, so it ends).
+    /// </summary>
+    private static double Select(Span<double> a, int k)
+    {
+        int lo = 0, hi = a.Length - 1;
+        while (hi > lo)
+        {
+            var mid = lo + ((hi - lo) / 2);
+            if (a[mid].CompareTo(a[lo]) < 0) (a[mid], a[lo]) = (a[lo], a[mid]);
+            if (a[hi].CompareTo(a[lo]) < 0) (a[hi], a[lo]) = (a[lo], a[hi]);
+            if (a[hi].CompareTo(a[mid]) < 0) (a[hi], a[mid]) = (a[mid], a[hi]);
+            var pivot = a[mid];
+            int i = lo, j = hi;
+            while (i <= j)
+            {
+                while (a[i].CompareTo(pivot) < 0) i++;
+                while (a[j].CompareTo(pivot) > 0) j--;
+                if (i <= j)
+                {
+                    (a[i], a[j]) = (a[j], a[i]);
+                    i++;
+                    j--;
+                }
+            }
+
+            if (k <= j) hi = j;
+            else if (k >= i) lo = i;
+            else return a[k];
+        }
+
+        return a[k];
     }
 }

@@ -7,7 +7,7 @@ namespace Apm.Alerts.Rules;
 /// class histograms as <c>java.lang.ref.Finalizer</c> growing in step with a finalizable class and a
 /// timer task class. Works from growth alone, so any driver's class names match.
 /// </summary>
-public sealed class TimerRetainedFinalizableRule : IAlertRule
+public sealed class TimerRetainedFinalizableRule : IWindowedRule
 {
     /// <summary>The JDK class whose instances are the registered finalizable objects.</summary>
     public const string FinalizerClass = "java.lang.ref.Finalizer";
@@ -25,11 +25,17 @@ public sealed class TimerRetainedFinalizableRule : IAlertRule
     public string Id => RuleIds.TimerRetainedFinalizable;
 
     /// <inheritdoc />
+    public ObservationKind Reads => ObservationKind.Histograms;
+
+    /// <inheritdoc />
+    public TimeSpan Window => _options.Window;
+
+    /// <inheritdoc />
     public RuleResult Evaluate(JvmRuleState state)
     {
         ArgumentNullException.ThrowIfNull(state);
         var o = _options;
-        var samples = JvmRuleState.InWindow(state.Histograms, s => s.Time, state.Now, o.Window);
+        var samples = JvmRuleState.InWindow(state.Histograms, state.Now, o.Window).ToList();
         if (samples.Count < o.MinSamples)
         {
             return RuleResult.Insufficient($"Not enough class histograms in the window ({samples.Count} of {o.MinSamples}).");
