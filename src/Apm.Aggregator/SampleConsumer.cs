@@ -308,6 +308,8 @@ public sealed partial class SampleConsumer : IDisposable
         var command = CollectorCommand.ForHeapDump(e.JvmId, jvm.Host, _alerts!.HeapDumpExpiry, "rule:" + e.Rule, "aggregator", e.Id);
         _metrics.HeapDumpRequested();
         LogDumpRequested(_logger, e.JvmId, e.Rule, command.CommandId);
+        // Stored with the alert that asked for it, in the same batch.
+        _batchPoints += SamplePoints.AppendCommandRequested(_batch, command);
         _producer.Produce(ApmTopics.Commands, new Message<string, byte[]> { Key = jvm.Host, Value = command.ToByteArray() });
     }
 

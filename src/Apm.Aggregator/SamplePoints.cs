@@ -65,6 +65,24 @@ public static class SamplePoints
         return 1;
     }
 
+    /// <summary>
+    /// The <c>requested</c> step of a command this aggregator sends (a rule asking for a heap dump), in the shape the API
+    /// writes for the commands it sends, so <c>GET /api/commands/{id}</c> shows the command before the collector answers.
+    /// </summary>
+    public static int AppendCommandRequested(LineProtocolBuilder lines, CollectorCommand command)
+    {
+        ArgumentNullException.ThrowIfNull(lines);
+        ArgumentNullException.ThrowIfNull(command);
+        lines.Measurement(CommandMeasurement).Tag("command_id", command.CommandId).Tag("host", command.TargetHost).Tag("jvm_id", command.JvmId)
+            .Field("state", "requested")
+            .Field("trigger", command.Trigger)
+            .Field("alert_id", command.AlertId)
+            .Field("requested_by", command.RequestedBy)
+            .Field("expires_unix_ms", command.ExpiresUnixMs)
+            .Timestamp(DateTimeOffset.FromUnixTimeMilliseconds(command.IssuedUnixMs));
+        return 1;
+    }
+
     /// <summary>The JVM a (validated) message is about.</summary>
     public static JvmIdentity JvmOf(CollectorMessage message)
     {

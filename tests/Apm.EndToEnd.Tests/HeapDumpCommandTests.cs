@@ -396,6 +396,12 @@ public sealed class HeapDumpCommandTests(ITestOutputHelper output)
                 return storedFailure is not null;
             }, TimeSpan.FromSeconds(30)), "the refusal was not stored");
             Assert.Equal("disk-full", storedFailure);
+            // The command's steps start with the request the aggregator stored when the rule fired.
+            var steps = await api.GetFromJsonAsync<JsonElement>("/api/commands/" + refused.CommandId);
+            Assert.Equal("requested", steps.GetProperty("steps")[0].GetProperty("state").GetString());
+            Assert.Equal("rule:FinalizerBacklog", steps.GetProperty("trigger").GetString());
+            Assert.Equal("aggregator", steps.GetProperty("requestedBy").GetString());
+            Assert.Equal("failed", steps.GetProperty("state").GetString());
             var firing = await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=firing&jvm=" + Uri.EscapeDataString(jvm.JvmId));
             var alert = Assert.Single(firing.EnumerateArray(), a => a.GetProperty("id").GetString() == refused.AlertId);
             Assert.Equal("firing", alert.GetProperty("state").GetString());
