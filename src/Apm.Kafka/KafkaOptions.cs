@@ -51,8 +51,10 @@ public sealed class KafkaOptions
 
     /// <summary>
     /// Any librdkafka property (e.g. "socket.keepalive.enable"), applied last to producer, consumer and admin
-    /// configurations, so it overrides the defaults here. A property a client type does not know is ignored by
-    /// librdkafka with a warning; a property name it does not know at all fails client creation.
+    /// configurations, so it overrides the defaults here. Properties only consumers use (group and fetch settings such
+    /// as "session.timeout.ms") are not given to producers and admin clients, and producer-only ones ("linger.ms",
+    /// "acks", ...) not to consumers and admin clients, so librdkafka does not warn about them (CONFWARN) on every start.
+    /// A property name librdkafka does not know at all fails client creation.
     /// </summary>
     public IDictionary<string, string> Extra { get; } = new Dictionary<string, string>(StringComparer.Ordinal);
 
@@ -84,7 +86,7 @@ public sealed class KafkaOptions
             // How long a message may wait for delivery (including retries) before its report says failed.
             MessageTimeoutMs = 120_000,
         };
-        Apply(config, clientId);
+        Apply(config, clientId, ProducerOnly);
         return config;
     }
 
@@ -115,7 +117,7 @@ public sealed class KafkaOptions
             // Bounds the memory of prefetched messages per consumer (librdkafka's default is 64 MiB per partition).
             QueuedMaxMessagesKbytes = 16 * 1024,
         };
-        Apply(config, clientId);
+        Apply(config, clientId, ConsumerOnly);
         return config;
     }
 
@@ -124,7 +126,7 @@ public sealed class KafkaOptions
     public AdminClientConfig CreateAdminClientConfig(string? clientId = null)
     {
         var config = new AdminClientConfig();
-        Apply(config, clientId);
+        Apply(config, clientId, null);
         return config;
     }
 
@@ -162,7 +164,27 @@ public sealed class KafkaOptions
             $"SaslPassword={(SaslPassword is null ? "(none)" : "(set)")}, SslCaLocation={SslCaLocation ?? "(none)"}, " +
             $"Extra=[{string.Join(", ", Extra.Keys.Order(StringComparer.Ordinal))}]");
 
-    private void Apply(ClientConfig config, string? clientId)
+    /// <summary>librdkafka properties marked for consumers only ("C" in its CONFIGURATION.md) that operators set here.</summary>
+    private static readonly HashSet<string> ConsumerOnly = new(StringComparer.Ordinal)
+    {
+        "group.id", "group.instance.id", "partition.assignment.strategy", "session.timeout.ms", "heartbeat.interval.ms",
+        "max.poll.interval.ms", "enable.auto.commit", "auto.commit.interval.ms", "enable.auto.offset.store",
+        "auto.offset.reset", "isolation.level", "fetch.wait.max.ms", "fetch.min.bytes", "fetch.max.bytes",
+        "max.partition.fetch.bytes", "fetch.message.max.bytes", "queued.min.messages", "queued.max.messages.kbytes",
+        "enable.partition.eof", "check.crcs",
+    };
+
+    /// <summary>librdkafka properties marked for producers only ("P" in its CONFIGURATION.md) that operators set here.</summary>
+    private static readonly HashSet<string> ProducerOnly = new(StringComparer.Ordinal)
+    {
+        "acks", "request.required.acks", "linger.ms", "queue.buffering.max.ms", "queue.buffering.max.messages",
+        "queue.buffering.max.kbytes", "batch.num.messages", "batch.size", "compression.type", "compression.codec",
+        "compression.level", "enable.idempotence", "message.timeout.ms", "delivery.timeout.ms", "transactional.id",
+        "message.send.max.retries", "retries", "request.timeout.ms", "partitioner",
+    };
+
+    /// <summary>Common settings, then <see cref="Extra"/> except the properties of the other client type (null: of either).</summary>
+    private void Apply(ClientConfig config, string? clientId, HashSet<string>? ownKind)
     {
         if (UsesEmbeddedCluster)
         {
@@ -204,6 +226,13 @@ public sealed class KafkaOptions
 
         foreach (var (key, value) in Extra)
         {
+            var consumerOnly = ConsumerOnly.Contains(key);
+            var producerOnly = ProducerOnly.Contains(key);
+            if ((consumerOnly || producerOnly) && (ownKind is null || !ownKind.Contains(key)))
+            {
+                continue;
+            }
+
             config.Set(key, value);
         }
     }

@@ -24,6 +24,27 @@ public sealed class KafkaOptionsAndRuntimeTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Extra_properties_of_one_client_type_are_not_given_to_the_other()
+    {
+        var options = new KafkaOptions { BootstrapServers = "b:9092" };
+        options.Extra["session.timeout.ms"] = "6000";
+        options.Extra["linger.ms"] = "50";
+        options.Extra["socket.keepalive.enable"] = "true";
+
+        var producer = options.CreateProducerConfig();
+        var consumer = options.CreateConsumerConfig("g");
+        var admin = options.CreateAdminClientConfig();
+
+        Assert.Null(producer.Get("session.timeout.ms"));
+        Assert.Equal(50, producer.LingerMs);
+        Assert.Equal(6000, consumer.SessionTimeoutMs);
+        Assert.Null(consumer.Get("linger.ms"));
+        Assert.Null(admin.Get("session.timeout.ms"));
+        Assert.Null(admin.Get("linger.ms"));
+        Assert.All(new ClientConfig[] { producer, consumer, admin }, c => Assert.Equal("true", c.Get("socket.keepalive.enable")));
+    }
+
+    [Fact]
     public void Consumer_settings_store_offsets_only_when_the_application_says_so_and_commit_them_in_the_background()
     {
         var consumer = new KafkaOptions { BootstrapServers = "b:9092" }.CreateConsumerConfig("aggregators");
