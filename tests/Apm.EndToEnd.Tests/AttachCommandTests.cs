@@ -120,6 +120,39 @@ public sealed class AttachCommandTests : IDisposable
         Assert.False(jvm.HasExited);
     }
 
+    [Fact]
+    public async Task Ctrl_c_stops_waiting_for_a_jvm_that_does_not_answer_with_exit_130()
+    {
+        var jvm = await StartJvmAsync("IdleService");
+        await new HotSpotAttachClient().JcmdAsync(jvm.Pid, "VM.version", TimeSpan.FromSeconds(30), default); // the listener is up
+        var socket = "/tmp/.java_pid" + Pid(jvm);
+        jvm.Pause();
+        try
+        {
+            using var apm = ChildProcess.StartApm(["attach", "--timeout", "600", Pid(jvm), "GC.finalizer_info"]);
+            // The request is in flight once the kernel holds its connection in the paused JVM's accept queue.
+            for (var i = 0; i < 600 && !apm.Process.HasExited && UnixSocketsAt(socket) < 2; i++) await Task.Delay(100);
+            Assert.True(UnixSocketsAt(socket) >= 2, "apm connected to the JVM: " + apm.Output);
+
+            JavaFixture.RunTool("kill", ["-INT", apm.Process.Id.ToString(CultureInfo.InvariantCulture)]);
+            await apm.Process.WaitForExitAsync().WaitAsync(ApmRun);
+            apm.Process.WaitForExit(); // drains the output events
+            Assert.Equal(AttachCommand.Cancelled, apm.Process.ExitCode);
+            Assert.Contains("cancelled; JVM " + Pid(jvm) + " may still run the command", apm.Errors, StringComparison.Ordinal);
+        }
+        finally
+        {
+            jvm.Resume();
+        }
+    }
+
+    /// <summary>
+    /// Unix sockets of the listener at <paramref name="path"/>: the listener, plus one per connection it has not closed yet.
+    /// /proc/net/unix shows the address a socket was bound to, and HotSpot binds to "&lt;path&gt;.tmp" before renaming it.
+    /// </summary>
+    private static int UnixSocketsAt(string path) =>
+        File.ReadLines("/proc/net/unix").Count(l => l.EndsWith(" " + path, StringComparison.Ordinal) || l.EndsWith(" " + path + ".tmp", StringComparison.Ordinal));
+
     private static string Pid(JavaFixture jvm) => jvm.Pid.ToString(CultureInfo.InvariantCulture);
 
     private async Task<JavaFixture> StartJvmAsync(string mainClass)
