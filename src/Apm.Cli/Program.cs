@@ -1,11 +1,12 @@
 using Apm.Hprof;
+using Apm.Jvm.Attach;
 
 namespace Apm.Cli;
 
 /// <summary>
 /// The `apm` command. Every role runs from this one executable:
 /// up (single node: embedded Kafka, local InfluxDB, aggregator, API, collector), collector, aggregator, server,
-/// and triage (heap-dump analysis of a file).
+/// triage (heap-dump analysis of a file), dump, attach (a jcmd without a JDK) and test-mail.
 /// </summary>
 internal static class Program
 {
@@ -22,6 +23,12 @@ internal static class Program
           dump <jvm-id> [--all] [--no-wait] [--timeout 15m] [--url http://127.0.0.1:5080] [--api-key KEY]
                            ask the JVM's collector (through a running Apm) for a heap dump and its triage, and
                            follow it: prints each state and the reason; exit 0 done, 1 refused or failed, 3 timeout
+          attach [--timeout S] <pid> <command...>
+                           run a diagnostic command in a local JVM through the attach protocol, like jcmd but
+                           without a JDK (e.g. GC.finalizer_info, GC.class_histogram, help); prints the JVM's
+                           output; exit 0, 1 the JVM refused the command, 3 timeout, 4 no such process, 5 not a
+                           JVM, 6 attach disabled, 7 SIGQUIT ignored, 8 permission denied, 9 the JVM exited,
+                           10 protocol error (see docs/operations.md)
           test-mail        send one test message with the alert e-mail settings (Apm__Smtp__*, Apm__Alerts__To)
 
         Options are settings in the .NET convention: environment variables Apm__Section__Key, or
@@ -63,6 +70,12 @@ internal static class Program
                 using (var cts = CancelOnCtrlC())
                 {
                     return await DumpCommand.RunAsync(rest, Console.Out, Console.Error, cts.Token).ConfigureAwait(false);
+                }
+
+            case "attach":
+                using (var cts = CancelOnCtrlC())
+                {
+                    return await AttachCommand.RunAsync(rest, Console.Out, Console.Error, cts.Token).ConfigureAwait(false);
                 }
 
             case "up":

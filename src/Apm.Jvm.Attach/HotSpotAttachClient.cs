@@ -126,6 +126,27 @@ public sealed class HotSpotAttachClient
         if (body.IsEmpty)
             throw new AttachException(AttachFailure.ProtocolError, pid, $"process {pid} closed the attach connection without answering");
         var newline = body.IndexOf((byte)'\n');
+        var status = ParseStatus(pid, body, newline);
+        var output = newline < 0 ? string.Empty : Encoding.UTF8.GetString(body[(newline + 1)..]);
+        return new AttachResponse(pid, status, output);
+    }
+
+    /// <summary>
+    /// Checks the first line of an answer while it arrives: false while more bytes are needed to judge it, true once
+    /// it is a status line; throws <see cref="AttachFailure.ProtocolError"/> as soon as it cannot be one, so a peer
+    /// that is not an attach listener is caught at its first bytes, not after <see cref="MaxResponseBytes"/> or its EOF.
+    /// </summary>
+    internal static bool CheckStatusLine(int pid, ReadOnlySpan<byte> received)
+    {
+        var newline = received.IndexOf((byte)'\n');
+        // The longest status line is MaxStatusChars digits and a '\r'.
+        if (newline < 0 && received.Length <= MaxStatusChars + 1) return false;
+        _ = ParseStatus(pid, received, newline);
+        return true;
+    }
+
+    private static int ParseStatus(int pid, ReadOnlySpan<byte> body, int newline)
+    {
         var statusBytes = newline < 0 ? body : body[..newline];
         if (statusBytes.Length > 0 && statusBytes[^1] == (byte)'\r') statusBytes = statusBytes[..^1];
         if (statusBytes.Length is 0 or > MaxStatusChars
@@ -135,8 +156,7 @@ public sealed class HotSpotAttachClient
                 $"process {pid} answered on its attach socket with something that is not an attach response (expected a decimal status line): {Printable(body[..Math.Min(body.Length, 64)])}");
         }
 
-        var output = newline < 0 ? string.Empty : Encoding.UTF8.GetString(body[(newline + 1)..]);
-        return new AttachResponse(pid, status, output);
+        return status;
     }
 
     /// <summary>
@@ -146,7 +166,7 @@ public sealed class HotSpotAttachClient
     internal static AttachException FailureFromErrno(int pid, int errno, string operation, Exception? inner = null) => errno switch
     {
         NativeMethods.EPERM or 13 /* EACCES */ => new AttachException(AttachFailure.PermissionDenied, pid,
-            $"permission denied while {operation} for process {pid}: the JVM only accepts its own user or root; run the collector as the JVM's user or as root", inner),
+            $"permission denied while {operation} for process {pid}: the JVM only accepts its own user or root; attach (run the collector) as the JVM's user or as root", inner),
         NativeMethods.ESRCH => new AttachException(AttachFailure.ProcessExited, pid, $"process {pid} exited while {operation}", inner),
         _ => new AttachException(AttachFailure.ProtocolError, pid, $"{operation} for process {pid} failed with errno {errno}", inner),
     };
@@ -234,7 +254,7 @@ public sealed class HotSpotAttachClient
         if (ourUid != 0 && ourUid != (uint)status.EffectiveUid)
         {
             throw new AttachException(AttachFailure.PermissionDenied, pid,
-                $"process {pid} runs as uid {status.EffectiveUid} and this collector as uid {ourUid}: a JVM only accepts attach from its own user or root; run the collector as root or as that user");
+                $"permission denied: process {pid} runs as uid {status.EffectiveUid} and this process as uid {ourUid}; a JVM only accepts attach from its own user or root, so attach (run the collector) as root or as that user; it was not signalled");
         }
 
         // The java launcher maps libjvm.so a moment after exec: give a just-started launcher that moment.
@@ -323,6 +343,7 @@ public sealed class HotSpotAttachClient
     {
         using var body = new MemoryStream();
         var buffer = new byte[64 * 1024];
+        var statusChecked = false;
         try
         {
             while (true)
@@ -336,6 +357,7 @@ public sealed class HotSpotAttachClient
                 }
 
                 body.Write(buffer, 0, read);
+                if (!statusChecked) statusChecked = CheckStatusLine(target.Pid, body.GetBuffer().AsSpan(0, (int)body.Length));
             }
         }
         catch (SocketException e) when (e.SocketErrorCode is SocketError.ConnectionReset or SocketError.ConnectionAborted or SocketError.Shutdown)

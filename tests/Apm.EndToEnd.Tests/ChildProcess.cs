@@ -6,12 +6,20 @@ namespace Apm.EndToEnd.Tests;
 internal sealed class ChildProcess : IDisposable
 {
     private readonly System.Text.StringBuilder _output = new();
+    private readonly System.Text.StringBuilder _errors = new();
 
     public ChildProcess(Process process)
     {
         Process = process;
         process.OutputDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
-        process.ErrorDataReceived += (_, e) => { lock (_output) _output.AppendLine(e.Data); };
+        process.ErrorDataReceived += (_, e) =>
+        {
+            lock (_output)
+            {
+                _output.AppendLine(e.Data);
+                _errors.AppendLine(e.Data);
+            }
+        };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
     }
@@ -40,10 +48,14 @@ internal sealed class ChildProcess : IDisposable
         return StartApm(["aggregator", "--urls", $"http://127.0.0.1:{apiPort}"], env);
     }
 
-    /// <summary>Starts the <c>apm</c> executable built beside the tests (<c>dotnet apm.dll</c>) with <paramref name="args"/> and extra environment.</summary>
-    public static ChildProcess StartApm(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null)
+    /// <summary>
+    /// Starts the <c>apm</c> executable built beside the tests (<c>dotnet apm.dll</c>) with <paramref name="args"/> and extra
+    /// environment, under <paramref name="runAs"/> when given (a command prefix such as setpriv's).
+    /// </summary>
+    public static ChildProcess StartApm(IEnumerable<string> args, IReadOnlyDictionary<string, string>? environment = null, IReadOnlyList<string>? runAs = null)
     {
-        var psi = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "apm.dll"), .. args])
+        string[] command = [.. runAs ?? [], "dotnet", Path.Combine(AppContext.BaseDirectory, "apm.dll"), .. args];
+        var psi = new ProcessStartInfo(command[0], command[1..])
         {
             UseShellExecute = false,
             RedirectStandardOutput = true,
@@ -56,7 +68,18 @@ internal sealed class ChildProcess : IDisposable
     /// <summary>Runs <c>apm</c> to its end (killed after <paramref name="timeout"/>); returns its exit code and everything it printed.</summary>
     public static async Task<(int ExitCode, string Output)> RunApmAsync(TimeSpan timeout, params string[] args)
     {
-        using var child = StartApm(args);
+        var (code, output, _) = await RunApmAsAsync(null, null, timeout, args);
+        return (code, output);
+    }
+
+    /// <summary>
+    /// Runs <c>apm</c> to its end under <paramref name="runAs"/> (killed after <paramref name="timeout"/>); returns its
+    /// exit code, everything it printed and what it printed on stderr alone.
+    /// </summary>
+    public static async Task<(int ExitCode, string Output, string Errors)> RunApmAsAsync(IReadOnlyList<string>? runAs,
+        IReadOnlyDictionary<string, string>? environment, TimeSpan timeout, params string[] args)
+    {
+        using var child = StartApm(args, environment, runAs);
         using var cts = new CancellationTokenSource(timeout);
         try
         {
@@ -68,10 +91,13 @@ internal sealed class ChildProcess : IDisposable
         }
 
         child.Process.WaitForExit(); // drains the output events
-        return (child.Process.ExitCode, child.Output);
+        return (child.Process.ExitCode, child.Output, child.Errors);
     }
 
     public string Output { get { lock (_output) return _output.ToString(); } }
+
+    /// <summary>What the process printed on stderr.</summary>
+    public string Errors { get { lock (_output) return _errors.ToString(); } }
 
     public void Dispose()
     {

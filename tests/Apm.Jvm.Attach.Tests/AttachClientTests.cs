@@ -333,13 +333,89 @@ public sealed class AttachClientTests : IDisposable
     [Fact]
     public async Task Root_collector_attaches_to_a_jvm_of_another_user_without_switching_credentials()
     {
-        if (Environment.UserName != "root") return; // Only a root runner can start a JVM as another user.
+        RequireRoot("only root can start a JVM as another user");
         var jvm = await StartWrappedAsync("IdleService", "setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--"]);
         var status = ProcessStatus.Parse(File.ReadAllText($"/proc/{jvm.Id}/status"), jvm.Id);
         Assert.Equal(65534, status.EffectiveUid);
 
         var output = await _client.JcmdAsync(jvm.Id, "GC.finalizer_info", RequestTimeout, default);
         FinalizerInfoParser.Parse(output);
+    }
+
+    [Fact]
+    public async Task Jvm_in_its_own_pid_and_mount_namespace_answers_through_its_root_and_namespace_pid()
+    {
+        RequireRoot("unshare needs root to create pid and mount namespaces");
+        // A container as the kernel sees it: the JVM is pid 1 of a new pid namespace and has a /tmp of its own
+        // (a directory of ours bound over /tmp inside its mount namespace), so its hsperfdata file and attach
+        // socket are only reachable from here through /proc/<host pid>/root/tmp, named by its namespace pid.
+        var containerTmp = Directory.CreateTempSubdirectory("apm-container-tmp-");
+        Process? unshare = null;
+        try
+        {
+            CopyDirectory(await ClassDirAsync(), Path.Combine(containerTmp.FullName, "classes"));
+            unshare = await StartReadyAsync("unshare",
+                ["--pid", "--fork", "--kill-child", "--mount-proc", "sh", "-c", "mount --bind \"$0\" /tmp && exec \"$@\"", containerTmp.FullName,
+                 "java", "-cp", "/tmp/classes", .. SmallHeap, "IdleService"]);
+            var hostPid = int.Parse(File.ReadAllText($"/proc/{unshare.Id}/task/{unshare.Id}/children").Trim(), CultureInfo.InvariantCulture);
+            var status = ProcessStatus.Parse(File.ReadAllText($"/proc/{hostPid}/status"), hostPid);
+            Assert.Equal(1, status.NamespacePid);
+
+            var output = await _client.JcmdAsync(hostPid, "GC.finalizer_info", RequestTimeout, default);
+
+            Assert.Contains("instances waiting for finalization", output, StringComparison.Ordinal);
+            FinalizerInfoParser.Parse(output);
+            Assert.True(File.Exists(Path.Combine(containerTmp.FullName, ".java_pid1")), "the JVM's socket is in its own /tmp, named by its namespace pid");
+            Assert.False(File.Exists("/tmp/.java_pid" + hostPid.ToString(CultureInfo.InvariantCulture)));
+            Assert.False(File.Exists(Path.Combine(Environment.CurrentDirectory, ".attach_pid1")), "the trigger file was removed");
+            Assert.Contains("JDK", await _client.JcmdAsync(hostPid, "VM.version", RequestTimeout, default), StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (unshare != null) new Killer(unshare).Dispose(); // before the directory goes: the JVM writes into it
+            containerTmp.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Fake_listeners_on_a_real_jvms_socket_path_are_protocol_errors_that_never_block_another_jvm()
+    {
+        // A JVM that never opens its own socket, so the path is free for a listener that is not HotSpot's.
+        using var deaf = await StartAsync("IdleService", "-XX:+DisableAttachMechanism");
+        using var healthy = await StartAsync("SlowFinalizer");
+
+        // Garbage, then silence with the connection held open: judged at its first line, not at the timeout.
+        using (var garbage = FakeListener.StartHoldingOpen(deaf.Pid, Encoding.ASCII.GetBytes("SSH-2.0-OpenSSH_9.2\r\n")))
+        {
+            var request = _client.JcmdAsync(deaf.Pid, "GC.finalizer_info", RequestTimeout, default);
+            var other = _client.JcmdAsync(healthy.Pid, "GC.finalizer_info", RequestTimeout, default);
+            var e = await Assert.ThrowsAsync<AttachException>(() => request);
+            Assert.Equal(AttachFailure.ProtocolError, e.Reason);
+            Assert.Contains("not an attach response", e.Message, StringComparison.Ordinal);
+            Assert.Contains("SSH-2.0-OpenSSH_9.2", e.Message, StringComparison.Ordinal);
+            Assert.Contains("instances waiting for finalization", await other, StringComparison.Ordinal);
+            Assert.Equal("1\0jcmd\0GC.finalizer_info\0\0\0", Encoding.UTF8.GetString(await garbage.Request));
+        }
+
+        // A valid status line, then bytes without end: stops at the byte limit, with memory bounded by it.
+        const int limit = 1024 * 1024;
+        var small = new HotSpotAttachClient(maxResponseBytes: limit);
+        using (var endless = FakeListener.StartEndless(deaf.Pid, "0\n"u8.ToArray()))
+        {
+            var allocatedBefore = GC.GetTotalAllocatedBytes(precise: true);
+            var request = small.JcmdAsync(deaf.Pid, "GC.finalizer_info", RequestTimeout, default);
+            var other = _client.JcmdAsync(healthy.Pid, "GC.finalizer_info", RequestTimeout, default);
+            var e = await Assert.ThrowsAsync<AttachException>(() => request);
+            var allocated = GC.GetTotalAllocatedBytes(precise: true) - allocatedBefore;
+            Assert.Equal(AttachFailure.ProtocolError, e.Reason);
+            Assert.Contains("exceeds the 1048576-byte limit", e.Message, StringComparison.Ordinal);
+            Assert.Contains("instances waiting for finalization", await other, StringComparison.Ordinal);
+            await endless.Request; // the listener saw the client hang up
+            Assert.True(endless.BytesSent > limit, $"the listener sent {endless.BytesSent} bytes");
+            Assert.True(allocated < 8L * limit, $"the request allocated {allocated} bytes against a {limit}-byte limit");
+        }
+
+        Assert.False(deaf.HasExited);
     }
 
     private static async Task<JavaFixture> StartAsync(string mainClass, params string[] extraOptions)
@@ -358,19 +434,35 @@ public sealed class AttachClientTests : IDisposable
     }
 
     /// <summary>Starts a fixture JVM under a wrapper command (a signal mask or another user) and waits for READY; killed at test end (do not dispose it).</summary>
-    private async Task<Process> StartWrappedAsync(string mainClass, string wrapper, string[] wrapperArgs, params string[] extraOptions)
-    {
-        var classDir = await ClassDirAsync();
+    private async Task<Process> StartWrappedAsync(string mainClass, string wrapper, string[] wrapperArgs, params string[] extraOptions) =>
+        await StartReadyAsync(wrapper, [.. wrapperArgs, "java", "-cp", await ClassDirAsync(), .. SmallHeap, .. extraOptions, mainClass]);
 
-        var psi = new ProcessStartInfo(wrapper) { RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
-        foreach (var a in wrapperArgs) psi.ArgumentList.Add(a);
-        string[] javaCommand = ["java", "-cp", classDir, .. SmallHeap, .. extraOptions, mainClass];
-        foreach (var a in javaCommand) psi.ArgumentList.Add(a);
-        var process = Process.Start(psi) ?? throw new InvalidOperationException(wrapper + " did not start");
+    /// <summary>Starts a command that ends in a fixture JVM and waits for its READY line; killed at test end.</summary>
+    private async Task<Process> StartReadyAsync(string file, IEnumerable<string> args)
+    {
+        var psi = new ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
+        var process = Process.Start(psi) ?? throw new InvalidOperationException(file + " did not start");
         _cleanup.Add(new Killer(process));
         var line = await process.StandardOutput.ReadLineAsync().WaitAsync(Startup);
         Assert.Equal("READY", line);
         return process;
+    }
+
+    /// <summary>Fails (never skips) a test that only a root runner can carry out.</summary>
+    private static void RequireRoot(string why)
+    {
+        var self = ProcessStatus.Parse(File.ReadAllText("/proc/self/status"), Environment.ProcessId);
+        Assert.True(self.EffectiveUid == 0, $"this test must run as root ({why}); it runs as uid {self.EffectiveUid}");
+    }
+
+    private static void CopyDirectory(string from, string to)
+    {
+        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(to, Path.GetRelativePath(from, file));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(file, target);
+        }
     }
 
     /// <summary>The compiled fixture classes live where JavaFixture put them: borrow the -cp of a fixture JVM.</summary>
@@ -419,6 +511,7 @@ public sealed class AttachClientTests : IDisposable
             {
                 if (!process.HasExited) process.Kill(true);
                 process.WaitForExit(10_000);
+                JavaFixture.DeleteAttachSocket(process.Id);
             }
             catch (InvalidOperationException)
             {
@@ -428,30 +521,48 @@ public sealed class AttachClientTests : IDisposable
         }
     }
 
-    /// <summary>A real Unix socket server at /tmp/.java_pid&lt;pid&gt; that records one request and sends fixed bytes.</summary>
+    /// <summary>
+    /// A real Unix socket server at /tmp/.java_pid&lt;pid&gt; that records one request and answers it: fixed bytes and
+    /// EOF, fixed bytes and then silence until the client hangs up, or fixed bytes and then zeros without end.
+    /// </summary>
     private sealed class FakeListener : IDisposable
     {
         private readonly Socket _listener;
         private readonly string _path;
+        private long _bytesSent;
 
-        private FakeListener(Socket listener, string path, Task<byte[]> request)
+        private FakeListener(Socket listener, string path)
         {
             _listener = listener;
             _path = path;
-            Request = request;
         }
 
-        public Task<byte[]> Request { get; }
+        /// <summary>The request bytes; completes once the answer is over (for the open-ended answers: once the client hung up).</summary>
+        public Task<byte[]> Request { get; private set; } = Task.FromResult(Array.Empty<byte>());
 
-        public static FakeListener Start(int pid, byte[] answer)
+        public long BytesSent => Interlocked.Read(ref _bytesSent);
+
+        public static FakeListener Start(int pid, byte[] answer) => Start(pid, async (peer, self) =>
         {
-            var path = "/tmp/.java_pid" + pid.ToString(CultureInfo.InvariantCulture);
-            File.Delete(path);
-            var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            listener.Bind(new UnixDomainSocketEndPoint(path));
-            listener.Listen(1);
-            return new FakeListener(listener, path, ServeAsync(listener, answer));
-        }
+            await self.SendAsync(peer, answer);
+            peer.Shutdown(SocketShutdown.Send);
+        });
+
+        public static FakeListener StartHoldingOpen(int pid, byte[] answer) => Start(pid, async (peer, self) =>
+        {
+            await self.SendAsync(peer, answer);
+            // Nothing more, and no EOF: wait for the client to close.
+            while (await peer.ReceiveAsync(new byte[64], SocketFlags.None) > 0)
+            {
+            }
+        });
+
+        public static FakeListener StartEndless(int pid, byte[] prefix) => Start(pid, async (peer, self) =>
+        {
+            await self.SendAsync(peer, prefix);
+            var chunk = new byte[64 * 1024];
+            while (true) await self.SendAsync(peer, chunk);
+        });
 
         public void Dispose()
         {
@@ -459,9 +570,27 @@ public sealed class AttachClientTests : IDisposable
             File.Delete(_path);
         }
 
-        private static async Task<byte[]> ServeAsync(Socket listener, byte[] answer)
+        private static FakeListener Start(int pid, Func<Socket, FakeListener, Task> answer)
         {
-            using var peer = await listener.AcceptAsync();
+            var path = "/tmp/.java_pid" + pid.ToString(CultureInfo.InvariantCulture);
+            File.Delete(path);
+            var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            listener.Bind(new UnixDomainSocketEndPoint(path));
+            listener.Listen(1);
+            var fake = new FakeListener(listener, path);
+            fake.Request = fake.ServeAsync(answer);
+            return fake;
+        }
+
+        private async Task SendAsync(Socket peer, byte[] bytes)
+        {
+            var sent = await peer.SendAsync(bytes, SocketFlags.None);
+            Interlocked.Add(ref _bytesSent, sent);
+        }
+
+        private async Task<byte[]> ServeAsync(Func<Socket, FakeListener, Task> answer)
+        {
+            using var peer = await _listener.AcceptAsync();
             var received = new List<byte>();
             var buffer = new byte[256];
             var nuls = 0;
@@ -478,12 +607,11 @@ public sealed class AttachClientTests : IDisposable
 
             try
             {
-                await peer.SendAsync(answer, SocketFlags.None);
-                peer.Shutdown(SocketShutdown.Send);
+                await answer(peer, this);
             }
             catch (SocketException)
             {
-                // The client may hang up at its byte limit.
+                // The client hung up: at its byte limit, or once it judged the answer.
             }
 
             return [.. received];

@@ -43,6 +43,38 @@ public class ProtocolTests
         Assert.Equal(AttachFailure.ProtocolError, e.Reason);
     }
 
+    [Theory]
+    [InlineData("", false)]
+    [InlineData("0", false)]
+    [InlineData("-2147483648\r", false)]
+    [InlineData("0\n", true)]
+    [InlineData("1\r\nsome output", true)]
+    [InlineData("-2147483648\r\n", true)]
+    public void Status_line_is_judged_as_soon_as_it_can_be(string received, bool complete) =>
+        Assert.Equal(complete, HotSpotAttachClient.CheckStatusLine(42, Encoding.ASCII.GetBytes(received)));
+
+    [Theory]
+    [InlineData("HTTP/1.1 200 OK\r\n")]
+    [InlineData("HTTP/1.1 200 OK")]
+    [InlineData("0000000000000")]
+    [InlineData("\n")]
+    public void First_line_that_cannot_be_a_status_fails_before_the_rest_arrives(string received)
+    {
+        var e = Assert.Throws<AttachException>(() => HotSpotAttachClient.CheckStatusLine(42, Encoding.ASCII.GetBytes(received)));
+        Assert.Equal(AttachFailure.ProtocolError, e.Reason);
+        Assert.Contains("not an attach response", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Every_failure_kind_has_its_own_exit_code_apart_from_success_and_usage()
+    {
+        var codes = Enum.GetValues<AttachFailure>().Select(AttachCommand.ExitCodeOf).ToList();
+        Assert.Equal(codes.Count, codes.Distinct().Count());
+        Assert.DoesNotContain(AttachCommand.Ok, codes);
+        Assert.DoesNotContain(AttachCommand.Usage, codes);
+        Assert.DoesNotContain(AttachCommand.Cancelled, codes);
+    }
+
     [Fact]
     public void Non_zero_status_becomes_command_failed_with_the_jvm_message()
     {

@@ -190,6 +190,24 @@ public sealed partial class JavaFixture : IDisposable
         catch (InvalidOperationException)
         {
         }
+
+        DeleteAttachSocket(Pid);
+    }
+
+    /// <summary>
+    /// Removes /tmp/.java_pid&lt;pid&gt; of a JVM that was killed: a JVM only removes its attach socket when it exits
+    /// normally, so every killed fixture that was attached to would leave one behind.
+    /// </summary>
+    public static void DeleteAttachSocket(int pid)
+    {
+        try
+        {
+            File.Delete("/tmp/.java_pid" + pid.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Best effort.
+        }
     }
 
     public void Dispose()
