@@ -11,7 +11,9 @@ namespace Apm.Benchmarks;
 /// pairs; add "--no-visualvm" to skip the VisualVM run (its time grows with the square of the Finalizer chain, so
 /// it is skipped by default above 60,000 statements); "--dumps=DIR" keeps the dumps in DIR and reuses one that is
 /// already there (for repeated runs: making the 1 GB dump takes minutes). Prints times, peak memory (private and file-backed pages
-/// apart, see <see cref="MemorySampler"/>) and ratios.
+/// apart, see <see cref="MemorySampler"/>) and ratios. "--cli=A.dll,B.dll" also times whole <c>apm triage</c> processes
+/// of those builds (e.g. a plain Release build against a ReadyToRun publish), alternating, three runs each: what a user
+/// waits for, runtime start and JIT included.
 /// </summary>
 public static class HprofBenchmark
 {
@@ -29,11 +31,12 @@ public static class HprofBenchmark
         }).ToList();
         if (sizes.Count == 0) sizes.Add((20_000, 4096));
         var keep = args.FirstOrDefault(a => a.StartsWith("--dumps=", StringComparison.Ordinal))?["--dumps=".Length..];
+        var clis = args.FirstOrDefault(a => a.StartsWith("--cli=", StringComparison.Ordinal))?["--cli=".Length..].Split(',', StringSplitOptions.RemoveEmptyEntries) ?? [];
         var dir = keep ?? Directory.CreateTempSubdirectory("apm-hprof-bench-").FullName;
         if (keep != null) Directory.CreateDirectory(keep);
         try
         {
-            foreach (var (statements, buffer) in sizes) RunOne(dir, statements, buffer, visualVm && statements <= 60_000);
+            foreach (var (statements, buffer) in sizes) RunOne(dir, statements, buffer, visualVm && statements <= 60_000, clis);
         }
         finally
         {
@@ -43,7 +46,7 @@ public static class HprofBenchmark
         return 0;
     }
 
-    private static void RunOne(string dir, int statements, int buffer, bool runVisualVm)
+    private static void RunOne(string dir, int statements, int buffer, bool runVisualVm, string[] clis)
     {
         var dump = Path.Combine(dir, FormattableString.Invariant($"ct-{statements}-{buffer}.hprof"));
         if (!File.Exists(dump))
@@ -106,6 +109,7 @@ public static class HprofBenchmark
             Console.WriteLine(FormattableString.Invariant($"  peak memory: private (RssAnon) {peak.AnonBytes / 1e6:F0} MB = {(double)peak.AnonBytes / size:F2} x dump (aim: < 1); mapped file pages (RssFile) {peak.FileBytes / 1e6:F0} MB; before the triage {sampler.Before.AnonBytes / 1e6:F0} MB private, {sampler.Before.FileBytes / 1e6:F0} MB file; process peak RSS (VmHWM, both) {peak.HwmBytes / 1e6:F0} MB = {(double)peak.HwmBytes / size:F2} x dump; managed heap {peak.ManagedBytes / 1e6:F0} MB"));
         }
 
+        TimeCliProcesses(dump, plainRead, clis);
         if (!runVisualVm)
         {
             Console.WriteLine("VisualVM: skipped for this size");
@@ -129,6 +133,40 @@ public static class HprofBenchmark
         var visualVm = sw.Elapsed;
         Console.WriteLine(FormattableString.Invariant($"VisualVM:   {visualVm.TotalSeconds:F2} s ({output.Split('\n').Length} lines)"));
         Console.WriteLine(FormattableString.Invariant($"ratio VisualVM / triage: {visualVm / triage:F1}x (aim: >= 3)"));
+    }
+
+    /// <summary>Whole <c>apm triage</c> processes of each build, alternating (so machine noise hits them alike), three rounds.</summary>
+    private static void TimeCliProcesses(string dump, TimeSpan plainRead, string[] clis)
+    {
+        if (clis.Length == 0) return;
+        var output = Path.Combine(Path.GetTempPath(), $"apm-hprof-cli-{Environment.ProcessId}");
+        var times = clis.ToDictionary(c => c, _ => new List<TimeSpan>());
+        try
+        {
+            for (var round = 0; round < 3; round++)
+            {
+                foreach (var cli in clis)
+                {
+                    File.Delete(output + ".json");
+                    var sw = Stopwatch.StartNew();
+                    var text = JavaFixture.RunTool("dotnet", [cli, "triage", dump, "--json", output + ".json", "--html", output + ".html"], TimeSpan.FromMinutes(10));
+                    times[cli].Add(sw.Elapsed);
+                    if (!File.Exists(output + ".json")) throw new InvalidOperationException($"apm triage ({cli}) wrote no report: {text}");
+                }
+            }
+        }
+        finally
+        {
+            File.Delete(output + ".json");
+            File.Delete(output + ".html");
+        }
+
+        foreach (var (cli, list) in times)
+        {
+            var best = list.Min();
+            Console.WriteLine(FormattableString.Invariant(
+                $"apm triage process ({cli}): {string.Join(", ", list.Select(t => t.TotalSeconds.ToString("F3", CultureInfo.InvariantCulture)))} s; best {best / plainRead:F1}x the plain read (aim: <= 4)"));
+        }
     }
 
     private static string? FindOracleSource()

@@ -60,7 +60,7 @@ public sealed class HeapAnalyses
 
     private bool[] Finalizable() => _finalizable ??= FinalizableTable(_g);
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     private static bool[] FinalizableTable(HeapGraph g)
     {
         var result = new bool[g.ObjectCount];
@@ -78,7 +78,7 @@ public sealed class HeapAnalyses
     }
 
     /// <summary>Leak suspects: accumulation points retaining a large share of the heap, and classes that do.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     public IReadOnlyList<Finding> LeakSuspects(CancellationToken ct = default)
     {
         var findings = new List<Finding>();
@@ -164,7 +164,7 @@ public sealed class HeapAnalyses
     /// (the queue walked from its head, and each Finalizer's Reference.queue read from the file) and the Finalizer
     /// thread's state. <see cref="HeapTriage"/> runs it beside the dominator computation.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     public static FinalizerScan ScanFinalizers(HeapGraph graph)
     {
         ArgumentNullException.ThrowIfNull(graph);
@@ -213,7 +213,7 @@ public sealed class HeapAnalyses
     }
 
     /// <summary>Finishes <see cref="ScanFinalizers"/> with this tree's reachability and retained sizes.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     public (IReadOnlyList<FinalizerRow> Rows, string ThreadState, Finding? Finding) Finalizers(FinalizerScan scan)
     {
         ArgumentNullException.ThrowIfNull(scan);
@@ -269,14 +269,14 @@ public sealed class HeapAnalyses
     /// reading each task from the file, and finds the paths. <see cref="HeapTriage"/> runs it on a second thread
     /// while the dominators are computed. Cost: one read per queued task, one breadth-first search per finding.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     public static TimerScan ScanTimers(HeapGraph graph, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(graph);
         return ScanTimers(graph, FinalizableTable(graph), ct);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     private static TimerScan ScanTimers(HeapGraph g, bool[] finalizable, CancellationToken ct)
     {
         var threads = new List<TimerScan.ThreadScan>();
@@ -421,7 +421,7 @@ public sealed class HeapAnalyses
     }
 
     /// <summary>Finalizable objects within two strong hops of a task (into <paramref name="found"/>, cleared first), not looking past a finalizable object.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     private static void FinalizableNear(HeapGraph g, int task, bool[] finalizable, List<int> found)
     {
         found.Clear();

@@ -52,7 +52,7 @@ public sealed class DominatorTree
     /// strongly reachable referents of java.lang.ref.FinalReference (Finalizer) objects become extra GC roots (an
     /// object registered for finalization is then retained by nobody). See docs/heap-triage.md.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     public static DominatorTree Compute(HeapGraph graph, bool finalReferentsAsRoots, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(graph);
@@ -88,7 +88,7 @@ public sealed class DominatorTree
     /// Measured equal to VisualVM for every class on IdleService and CancelTimerLeak dumps (docs/heap-triage.md).
     /// Cost: one more walk of the graph and a second CSR copy.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     public static DominatorTree ComputeVisualVmCompatible(HeapGraph graph, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(graph);
@@ -134,7 +134,7 @@ public sealed class DominatorTree
         return Compute(n, start2, targets2, roots, shallow, ct);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     private static bool[] StronglyReachable(int nodeCount, int[] start, int[] targets, IReadOnlyList<HeapRoot> roots)
     {
         var seen = new bool[nodeCount];
@@ -165,7 +165,7 @@ public sealed class DominatorTree
     /// <summary>
     /// Computes the tree of any graph in CSR form: successors of node v are targets[start[v]..start[v+1]).
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     public static DominatorTree Compute(int nodeCount, int[] start, int[] targets, int[] roots, long[] shallow, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(start);
@@ -316,7 +316,7 @@ public sealed class DominatorTree
         return new DominatorTree(idomObj, retained, retainedDfs[0], n - 1);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     private static int Eval(int v, int[] ancestor, int[] label, int[] semi, int[] path)
     {
         if (ancestor[v] < 0) return v;
@@ -347,7 +347,7 @@ public sealed class DominatorTree
         return _children.AsSpan(_childStart![slot], _childStart[slot + 1] - _childStart[slot]);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     private void EnsureChildren()
     {
         if (_children != null) return;
@@ -377,7 +377,7 @@ public sealed class DominatorTree
     /// Retained size per class the way VisualVM counts it: the sum over objects of the class that no other object
     /// of the same class dominates. One iterative walk of the dominator tree.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     public long[] RetainedSizeByClass(HeapGraph graph)
     {
         ArgumentNullException.ThrowIfNull(graph);

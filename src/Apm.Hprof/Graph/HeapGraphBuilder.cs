@@ -12,11 +12,11 @@ namespace Apm.Hprof.Graph;
 /// </summary>
 internal static class HeapGraphBuilder
 {
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     public static HeapGraph Build(HprofFile file, Action<string, double>? progress, CancellationToken ct) => Build(file, progress, ct, null);
 
     /// <summary>As <see cref="Build(HprofFile, Action{string, double}?, CancellationToken)"/>; <paramref name="parallel"/> true or false forces two threads or one (tests), null decides by size.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     internal static HeapGraph Build(HprofFile file, Action<string, double>? progress, CancellationToken ct, bool? parallel)
     {
         var b = new HeapGraph.Builder();
@@ -125,7 +125,7 @@ internal static class HeapGraphBuilder
     /// order, so all but a short head is usually sorted already: sort the head and merge it with the sorted tail
     /// (O(n) plus the head's sort) instead of sorting everything.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     private static void SortByIds(long[] ids, long[] offsets)
     {
         int n = ids.Length;
@@ -203,7 +203,7 @@ internal static class HeapGraphBuilder
         HprofBasicType.Byte, HprofBasicType.Short, HprofBasicType.Int, HprofBasicType.Long,
     ];
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     private static void BuildClasses(HprofFile file, HeapGraph.Builder b, MetaVisitor meta)
     {
         var classes = new List<HeapClass>(meta.ClassDumps.Count + 9);
@@ -424,7 +424,7 @@ internal static class HeapGraphBuilder
         public int[] InstanceCount = [];
         public long[] ShallowTotal = [];
 
-        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        [MethodImpl(HotLoop.Options)]
         public static IndexRange Run(IndexContext ctx, int from, int to, Action<string, double>? progress, CancellationToken ct)
         {
             var file = ctx.File;

@@ -15,7 +15,7 @@ internal sealed class IdLookup
     private readonly int _shift;
     private readonly int _buckets;
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     public IdLookup(long[] ids)
     {
         _ids = ids;

@@ -24,7 +24,7 @@ public static class PathFinder
     /// root reaches. <see cref="PathTo"/> then answers any number of <see cref="FromGcRoots"/> questions with the
     /// same paths, for one walk of the graph. Cost: O(N + M) once, 8 bytes per object.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     public static int[] TreeFromGcRoots(HeapGraph graph, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(graph);
@@ -64,7 +64,7 @@ public static class PathFinder
     }
 
     /// <summary>Shortest path from any of <paramref name="sources"/> to the first object accepted by <paramref name="isTarget"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     public static IReadOnlyList<int>? Shortest(HeapGraph graph, IEnumerable<int> sources, Func<int, bool> isTarget, bool followReferents = false, CancellationToken ct = default)
     {
         ArgumentNullException.ThrowIfNull(graph);

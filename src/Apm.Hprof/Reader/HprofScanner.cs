@@ -123,7 +123,7 @@ public sealed class HprofScanner
     /// Reads the records in [<paramref name="from"/>, <paramref name="to"/>), which must start and end at record
     /// boundaries (<see cref="FindRecordBoundary"/>). Several scanners may scan disjoint ranges of one file at once.
     /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     internal void ScanRange<TVisitor>(ref TVisitor visitor, HprofRecordKinds kinds, long from, long to, ref ScanState state, Action<long>? progress, CancellationToken ct)
         where TVisitor : struct, IHprofVisitor
     {
@@ -235,7 +235,7 @@ public sealed class HprofScanner
         if (!condition) throw new HprofFormatException(HprofErrorKind.Corrupt, offset, tag, reason);
     }
 
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    [MethodImpl(HotLoop.Options)]
     private void ScanHeapDump<TVisitor>(ref TVisitor visitor, HprofRecordKinds kinds, long pos, long end, CancellationToken ct)
         where TVisitor : struct, IHprofVisitor
     {
