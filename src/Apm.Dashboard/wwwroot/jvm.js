@@ -98,6 +98,8 @@ function makePlot(el, chart, markers) {
         ctx.strokeStyle = '#D55E00';
         ctx.lineWidth = 2 * devicePixelRatio;
         ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
+        // What was drawn, in CSS pixels from the plot area's left edge (tests read it from window.apmCharts).
+        const drawn = [];
         for (const m of markers) {
           const t = m.timeMs / 1000;
           if (t < lo || t > hi) continue;
@@ -106,8 +108,11 @@ function makePlot(el, chart, markers) {
           ctx.moveTo(x, u.bbox.top);
           ctx.lineTo(x, u.bbox.top + u.bbox.height);
           ctx.stroke();
+          drawn.push({ rule: m.rule, state: m.state, timeMs: m.timeMs, left: u.valToPos(t, 'x') });
         }
         ctx.restore();
+        chart.markersDrawn = drawn;
+        chart.plotWidth = u.bbox.width / devicePixelRatio;
       }],
     },
   };
