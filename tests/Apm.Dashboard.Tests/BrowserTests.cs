@@ -194,6 +194,22 @@ public sealed class BrowserTests
         await Assertions.Expect(page.Locator("#stale-banner")).ToContainTextAsync("Data is stale");
         await page.ScreenshotAsync(new() { Path = Path.Combine(Screenshots, "jvm-stale-1280.png"), FullPage = false });
 
+        // An alert that fired after the JVM's last sample is still marked: the time axis reaches it.
+        var later = DateTimeOffset.UtcNow;
+        var afterStop = new LineProtocolBuilder();
+        afterStop.Measurement(AlertSchema.Measurement).Tag(AlertSchema.HostTag, "browser-host").Tag(AlertSchema.JvmIdTag, id).Tag(AlertSchema.RuleTag, "GcOverhead")
+            .Tag(AlertSchema.AlertIdTag, id + "|GcOverhead|1").Field(AlertSchema.StateField, "firing").Field(AlertSchema.SummaryField, "GC took 40 % of the time")
+            .Field(AlertSchema.EvidenceField, "{}").Field(AlertSchema.MainClassField, "IdleService")
+            .Field(AlertSchema.StartedAtField, later.AddMinutes(-1).ToUnixTimeMilliseconds()).Field(AlertSchema.FiredAtField, later.ToUnixTimeMilliseconds()).Field(AlertSchema.ResolvedAtField, 0L)
+            .Timestamp(later);
+        await pipeline.Writer.WriteAsync(afterStop);
+        await page.ReloadAsync();
+        await page.WaitForFunctionAsync("() => window.apmCharts?.heap?.markersDrawn?.length === 2", null, new() { Timeout = 60_000 });
+        var both = await page.EvaluateAsync<JsonElement>("() => ({ markers: window.apmCharts.heap.markersDrawn, width: window.apmCharts.heap.plotWidth, lastX: window.apmCharts.heap.x[window.apmCharts.heap.x.length - 1] })");
+        Assert.True(both.GetProperty("lastX").GetInt64() < later.ToUnixTimeMilliseconds(), "the JVM sampled after its collector stopped");
+        var gc = both.GetProperty("markers").EnumerateArray().Single(m => m.GetProperty("rule").GetString() == "GcOverhead");
+        Assert.InRange(gc.GetProperty("left").GetDouble(), both.GetProperty("width").GetDouble() - 1, both.GetProperty("width").GetDouble() + 0.5);
+
         Assert.Empty(problems);
         reports.Delete(recursive: true);
     }

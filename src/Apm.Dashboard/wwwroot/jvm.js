@@ -80,7 +80,17 @@ function makePlot(el, chart, markers) {
     width,
     height: width < 500 ? 200 : 240,
     series,
-    scales: { y: { range: (u, min, max) => [Math.min(0, min ?? 0), (max ?? 1) > 0 ? max * 1.05 : 1] } },
+    scales: {
+      // The server sends only the markers of the page's range: the axis reaches each one, also one after the last sample.
+      x: markers.length === 0 ? { time: true } : {
+        time: true,
+        range: (u, min, max) => {
+          const [lo, hi] = markers.reduce(([a, b], m) => [Math.min(a, m.timeMs / 1000), Math.max(b, m.timeMs / 1000)], [min, max]);
+          return lo === hi ? [lo - 60, hi + 60] : [lo, hi];
+        },
+      },
+      y: { range: (u, min, max) => [Math.min(0, min ?? 0), (max ?? 1) > 0 ? max * 1.05 : 1] },
+    },
     axes: [
       { label: 'time (your time zone)', labelSize: 18, stroke: '#333', grid: { stroke: '#e4e4e4' } },
       {
