@@ -28,12 +28,8 @@ public sealed class BrowserTests
             ["Apm:Api:StaleAfter"] = "00:00:06",
             ["Apm:Dashboard:PollInterval"] = "00:00:01",
         });
-        using var jvm = JavaFixture.Start("IdleService", ["-Xmx128m", "-XX:+UseSerialGC"]);
-        await jvm.WaitForOutputAsync("READY", TimeSpan.FromSeconds(30));
-        await pipeline.StartCollectorAsync(TimeSpan.FromSeconds(1));
-
-        var id = await JvmIdAsync(pipeline, jvm.Pid);
-
+        var (jvm, id) = await StartIdleServiceAsync(pipeline);
+        using var disposeJvm = jvm;
         using var playwright = await Playwright.CreateAsync();
         await using var browser = await LaunchAsync(playwright);
         var problems = new List<string>();
@@ -218,11 +214,8 @@ public sealed class BrowserTests
     public async Task A_jvm_that_starts_after_the_fleet_page_was_drawn_appears_and_one_that_exits_leaves_without_a_reload()
     {
         await using var pipeline = await LivePipeline.StartAsync(new Dictionary<string, string?> { ["Apm:Dashboard:PollInterval"] = "00:00:01" });
-        using var first = JavaFixture.Start("IdleService", ["-Xmx128m", "-XX:+UseSerialGC"]);
-        await first.WaitForOutputAsync("READY", TimeSpan.FromSeconds(30));
-        await pipeline.StartCollectorAsync(TimeSpan.FromSeconds(1));
-        var firstId = await JvmIdAsync(pipeline, first.Pid);
-
+        var (first, firstId) = await StartIdleServiceAsync(pipeline);
+        using var disposeFirst = first;
         using var playwright = await Playwright.CreateAsync();
         await using var browser = await LaunchAsync(playwright);
         var problems = new List<string>();
@@ -269,6 +262,23 @@ public sealed class BrowserTests
         }
 
         Assert.Empty(problems);
+    }
+
+    /// <summary>Starts the IdleService fixture (128 MB heap) and the collector, and waits for the JVM's id in the JSON API.</summary>
+    private static async Task<(JavaFixture Jvm, string Id)> StartIdleServiceAsync(LivePipeline pipeline)
+    {
+        var jvm = JavaFixture.Start("IdleService", ["-Xmx128m", "-XX:+UseSerialGC"]);
+        try
+        {
+            await jvm.WaitForOutputAsync("READY", TimeSpan.FromSeconds(30));
+            await pipeline.StartCollectorAsync(TimeSpan.FromSeconds(1));
+            return (jvm, await JvmIdAsync(pipeline, jvm.Pid));
+        }
+        catch
+        {
+            jvm.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The JVM's id once the pipeline has carried it to the JSON API.</summary>
