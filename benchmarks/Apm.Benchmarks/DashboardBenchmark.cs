@@ -16,10 +16,13 @@ namespace Apm.Benchmarks;
 /// <summary>
 /// The dashboard's server time against the raw InfluxDB queries behind it, on a real influxd: the fleet page with
 /// 1,000 JVMs (30 minutes of 15-second samples each), and a JVM page showing a day of 1-second samples (downsampled
-/// by InfluxDB to the chart's 800 points). "Raw" is the same InfluxQL sent over HTTP and read to the last byte, with
-/// no parsing; the page time is a full HTTP GET of the rendered HTML. The fleet page's one-poll cache is bypassed
+/// by InfluxDB to the chart's 800 points). The baseline is exactly what the page sent: the dashboard's InfluxDB client
+/// runs over a recording handler, one page request is recorded (every request's URL, headers and body, and which ran
+/// side by side), and "raw" replays those requests over HTTP in the same waves (requests that overlapped run
+/// concurrently, a request that started after others ended waits for them), reading each answer to the last byte with
+/// no parsing. The page time is a full HTTP GET of the rendered HTML. The fleet page's one-poll cache is bypassed
 /// (every request reads InfluxDB). Arguments: [--jvms N] (default 1000) [--iterations N] (default 15) [--breakdown]
-/// (also time each InfluxQL statement alone).
+/// (also time each recorded InfluxQL statement alone).
 /// </summary>
 public static class DashboardBenchmark
 {
@@ -53,53 +56,58 @@ public static class DashboardBenchmark
         builder.Logging.ClearProviders();
         builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?> { ["Apm:Dashboard:PollInterval"] = "00:00:00.100" });
         builder.Services.AddApmApi(builder.Configuration, options);
+        // The pages' InfluxDB client, over a handler that records what they send (registered last, so it is the one used).
+        using var recorder = new QueryRecorder(InfluxHandler());
+        using var recorded = new HttpClient(recorder, disposeHandler: false) { Timeout = System.Threading.Timeout.InfiniteTimeSpan };
+        builder.Services.AddSingleton(new InfluxQueryClient(options, recorded));
         builder.Services.AddApmDashboard(builder.Configuration);
         await using var app = builder.Build();
         app.UseApmApi();
         app.UseApmDashboard();
         await app.StartAsync().ConfigureAwait(false);
         using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromMinutes(2) };
-        using var raw = new HttpClient { Timeout = TimeSpan.FromMinutes(2) };
-
-        var fleetQueries = app.Services.GetRequiredService<FleetQueries>();
-        var charts = app.Services.GetRequiredService<ChartQueries>();
-        var api = app.Services.GetRequiredService<JvmQueries>().Options;
+        // The baseline's client has the same handler settings as the pages' (gzip answers, pooled connections).
+        using var raw = new HttpClient(InfluxHandler()) { Timeout = TimeSpan.FromMinutes(2) };
         var dashboard = app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<DashboardOptions>>().Value;
 
-        // Fleet: the page vs its JVM-list and column queries run concurrently, as the page runs them.
-        var fleetRaw = new[] { JvmQueries.ListQuery(api.JvmLookback), fleetQueries.BuildQuery() };
+        // Fleet: the page vs the requests it sent (the JVM list, the columns and sparklines, the firing alerts).
+        await Task.Delay(150).ConfigureAwait(false);
+        var fleetRaw = await recorder.RecordAsync(() => GetAsync(http, "/")).ConfigureAwait(false);
         var fleetPage = await MeasureAsync(iterations, async () =>
         {
             await Task.Delay(150).ConfigureAwait(false); // outlive the 100 ms poll cache, outside the timing
             return await TimeAsync(() => GetAsync(http, "/")).ConfigureAwait(false);
         }).ConfigureAwait(false);
-        var fleetInflux = await MeasureAsync(iterations, () => TimeAsync(() => Task.WhenAll(fleetRaw.Select(q => QueryAsync(raw, options, q))))).ConfigureAwait(false);
+        var fleetInflux = await MeasureAsync(iterations, () => TimeAsync(() => ReplayAsync(raw, fleetRaw))).ConfigureAwait(false);
         var html = await http.GetStringAsync(new Uri("/", UriKind.Relative)).ConfigureAwait(false);
         var rows = html.Split("data-jvm-id=").Length - 1;
         if (rows < jvmCount) throw new InvalidOperationException($"the fleet page listed {rows} JVMs, expected {jvmCount}");
 
-        // JVM page, last 24 hours: the page vs its identity query and the panels' query (downsampled by InfluxDB); the
-        // page also reads the JVM's alerts and command line (two small queries the baseline leaves out).
+        // JVM page, last 24 hours: the page vs the requests it sent (its identity; then, side by side, the panels
+        // downsampled by InfluxDB, the JVM's alerts, its command line and its heap-dump commands).
         var to = DateTimeOffset.UtcNow;
-        var from = to.AddDays(-1);
-        var step = JvmQueries.ChooseStep(from, to, dashboard.ChartPoints);
-        var jvmRaw = new[] { JvmQueries.ListQuery(api.JvmLookback, DayJvm), charts.BuildQuery(DayJvm, from, to, step) };
+        var step = JvmQueries.ChooseStep(to.AddDays(-1), to, dashboard.ChartPoints);
         var path = "/jvm?range=24h&id=" + Uri.EscapeDataString(DayJvm);
+        var jvmRaw = await recorder.RecordAsync(() => GetAsync(http, path)).ConfigureAwait(false);
         var jvmPage = await MeasureAsync(iterations, () => TimeAsync(() => GetAsync(http, path))).ConfigureAwait(false);
-        var jvmInflux = await MeasureAsync(iterations, () => TimeAsync(() => Task.WhenAll(jvmRaw.Select(q => QueryAsync(raw, options, q))))).ConfigureAwait(false);
+        var jvmInflux = await MeasureAsync(iterations, () => TimeAsync(() => ReplayAsync(raw, jvmRaw))).ConfigureAwait(false);
         var jvmHtml = await http.GetStringAsync(new Uri(path, UriKind.Relative)).ConfigureAwait(false);
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"fleet page, {rows} JVMs: page {fleetPage:F1} ms (median of {iterations}), raw InfluxDB queries {fleetInflux:F1} ms, ratio {fleetPage / fleetInflux:F2} ({html.Length / 1024} KiB HTML)"));
+            $"fleet page, {rows} JVMs: page {fleetPage:F1} ms (median of {iterations}), raw InfluxDB queries {fleetInflux:F1} ms ({Describe(fleetRaw)}), ratio {fleetPage / fleetInflux:F2} ({html.Length / 1024} KiB HTML)"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"JVM page, 24 h of 1 s samples (step {step?.TotalSeconds ?? 0:F0} s): page {jvmPage:F1} ms, raw InfluxDB queries {jvmInflux:F1} ms, ratio {jvmPage / jvmInflux:F2} ({jvmHtml.Length / 1024} KiB HTML)"));
+            $"JVM page, 24 h of 1 s samples (step {step?.TotalSeconds ?? 0:F0} s): page {jvmPage:F1} ms, raw InfluxDB queries {jvmInflux:F1} ms ({Describe(jvmRaw)}), ratio {jvmPage / jvmInflux:F2} ({jvmHtml.Length / 1024} KiB HTML)"));
         if (args.Contains("--breakdown"))
         {
-            // Where InfluxDB spends the raw time: each statement alone (median of 5).
-            foreach (var q in fleetRaw.Concat(jvmRaw).SelectMany(q => q.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)))
+            // Where InfluxDB spends the raw time: each recorded statement alone (median of 5).
+            foreach (var call in fleetRaw.Concat(jvmRaw))
             {
-                var ms = await MeasureAsync(5, () => TimeAsync(() => QueryAsync(raw, options, q))).ConfigureAwait(false);
-                Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {ms,8:F1} ms  {(q.Length > 150 ? q[..150] + "..." : q)}"));
+                foreach (var q in call.Statements)
+                {
+                    var single = call with { Body = call.WithStatement(q) };
+                    var ms = await MeasureAsync(5, () => TimeAsync(() => single.SendAsync(raw))).ConfigureAwait(false);
+                    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  {ms,8:F1} ms  {(q.Length > 150 ? q[..150] + "..." : q)}"));
+                }
             }
         }
 
@@ -194,13 +202,112 @@ public static class DashboardBenchmark
         await r.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
     }
 
-    /// <summary>The query over InfluxDB's v1 HTTP API, read to the end: what any client must at least pay.</summary>
-    private static async Task QueryAsync(HttpClient raw, InfluxOptions options, string query)
+    /// <summary>The same handler settings as the InfluxDB client's own (see Apm.Influx's InfluxHttp).</summary>
+    private static SocketsHttpHandler InfluxHandler() => new() { PooledConnectionLifetime = TimeSpan.FromMinutes(5), AutomaticDecompression = System.Net.DecompressionMethods.GZip };
+
+    /// <summary>"4 requests in 2 waves".</summary>
+    private static string Describe(IReadOnlyList<RecordedQuery> calls) =>
+        string.Create(CultureInfo.InvariantCulture, $"{calls.Count} requests in {Waves(calls).Count} waves");
+
+    /// <summary>
+    /// The recorded requests grouped as they ran: in start order, a request joins the current wave when it started
+    /// before every request of that wave had ended, else it opens the next wave.
+    /// </summary>
+    private static List<List<RecordedQuery>> Waves(IReadOnlyList<RecordedQuery> calls)
     {
-        using var content = new FormUrlEncodedContent([new("q", query), new("db", options.Database), new("epoch", "ns")]);
-        using var r = await raw.PostAsync(new Uri(options.Url!, "/query"), content).ConfigureAwait(false);
-        r.EnsureSuccessStatusCode();
-        await r.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
+        var waves = new List<List<RecordedQuery>>();
+        long end = long.MinValue;
+        foreach (var c in calls.OrderBy(c => c.Started))
+        {
+            if (waves.Count == 0 || c.Started >= end)
+            {
+                waves.Add([]);
+                end = c.Ended;
+            }
+            else
+            {
+                end = Math.Max(end, c.Ended);
+            }
+
+            waves[^1].Add(c);
+        }
+
+        return waves;
+    }
+
+    /// <summary>Sends the recorded requests again, wave after wave, each wave's requests side by side, read to the end.</summary>
+    private static async Task ReplayAsync(HttpClient raw, IReadOnlyList<RecordedQuery> calls)
+    {
+        foreach (var wave in Waves(calls)) await Task.WhenAll(wave.Select(c => c.SendAsync(raw))).ConfigureAwait(false);
+    }
+
+    /// <summary>One InfluxDB request a page sent: where, with which headers and body, and when (Stopwatch ticks).</summary>
+    private sealed record RecordedQuery(HttpMethod Method, Uri Uri, IReadOnlyList<KeyValuePair<string, string[]>> Headers, string? ContentType, string Body, long Started, long Ended)
+    {
+        /// <summary>The InfluxQL statements of the body's q parameter.</summary>
+        public IEnumerable<string> Statements =>
+            Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(Body)["q"].ToString().Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+        /// <summary>The body with q replaced by one statement.</summary>
+        public string WithStatement(string statement) => "q=" + Uri.EscapeDataString(statement);
+
+        public async Task SendAsync(HttpClient client)
+        {
+            using var request = new HttpRequestMessage(Method, Uri);
+            foreach (var (k, v) in Headers) request.Headers.TryAddWithoutValidation(k, v);
+            if (ContentType is not null)
+            {
+                // The exact bytes and content type the page sent (a form-encoded body is ASCII).
+                request.Content = new ByteArrayContent(System.Text.Encoding.ASCII.GetBytes(Body));
+                request.Content.Headers.TryAddWithoutValidation("Content-Type", ContentType);
+            }
+
+            using var r = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead).ConfigureAwait(false);
+            r.EnsureSuccessStatusCode();
+            await r.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Records the requests sent through it while <see cref="RecordAsync"/> runs.</summary>
+    private sealed class QueryRecorder(HttpMessageHandler inner) : DelegatingHandler(inner)
+    {
+        private readonly List<RecordedQuery> _calls = [];
+        private volatile bool _recording;
+
+        /// <summary>Runs <paramref name="action"/> and returns the InfluxDB requests it caused (at least one, or it throws).</summary>
+        public async Task<IReadOnlyList<RecordedQuery>> RecordAsync(Func<Task> action)
+        {
+            lock (_calls) _calls.Clear();
+            _recording = true;
+            try
+            {
+                await action().ConfigureAwait(false);
+            }
+            finally
+            {
+                _recording = false;
+            }
+
+            lock (_calls)
+            {
+                if (_calls.Count == 0) throw new InvalidOperationException("the page sent no InfluxDB request while it was recorded");
+                return _calls.ToList();
+            }
+        }
+
+        protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (!_recording) return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            var body = request.Content is null ? string.Empty : await request.Content.ReadAsStringAsync(cancellationToken).ConfigureAwait(false);
+            var headers = request.Headers.Select(h => new KeyValuePair<string, string[]>(h.Key, h.Value.ToArray())).ToList();
+            var started = Stopwatch.GetTimestamp();
+            var response = await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
+            // The page reads the whole answer before it goes on: so does the recorded request's end.
+            await response.Content.LoadIntoBufferAsync(cancellationToken).ConfigureAwait(false);
+            var call = new RecordedQuery(request.Method, request.RequestUri!, headers, request.Content?.Headers.ContentType?.ToString(), body, started, Stopwatch.GetTimestamp());
+            lock (_calls) _calls.Add(call);
+            return response;
+        }
     }
 
     private static async Task<double> TimeAsync(Func<Task> action)

@@ -1,5 +1,6 @@
 using System.Security.Claims;
 using Apm.Dashboard.Components;
+using Apm.Dashboard.Components.Pages;
 using Apm.Dashboard.Live;
 using Apm.Dashboard.Panels;
 using Apm.Influx;
@@ -10,6 +11,7 @@ using Microsoft.AspNetCore.Authentication.Cookies;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -114,7 +116,8 @@ public static class DashboardExtensions
                     return;
                 }
 
-                if (path.StartsWithSegments("/dashboard/events", StringComparison.Ordinal))
+                // The scripts' requests (the event stream, the fleet rows) get a 401, not the login page.
+                if (path.StartsWithSegments("/dashboard", StringComparison.Ordinal))
                 {
                     context.Response.StatusCode = StatusCodes.Status401Unauthorized;
                     return;
@@ -144,6 +147,7 @@ public static class DashboardExtensions
         app.UseAntiforgery();
         app.MapRazorComponents<App>();
         app.MapGet("/dashboard/events", StreamEventsAsync);
+        app.MapGet("/dashboard/fleet-rows", FleetRowsAsync);
         // The JVM page's "capture heap dump" form: antiforgery-checked (form binding), confirmation required.
         app.MapPost("/jvm/heap-dump", RequestHeapDumpAsync);
         // The reports page's upload form (multipart): read section by section and streamed into the report store, never
@@ -204,6 +208,38 @@ public static class DashboardExtensions
             // The browser left.
         }
     }
+
+    /// <summary>
+    /// The fleet page's rows alone (<see cref="FleetTable"/>, the component the page renders them with), filtered and
+    /// sorted by the page's own query string: the fleet script fetches it when a live event names a JVM the page does
+    /// not know, misses one it shows, or changes a status. Reads the same shared fleet snapshot as the page and the poller.
+    /// </summary>
+    private static async Task<IResult> FleetRowsAsync(HttpContext context, LiveHub hub, FleetQueries queries, CancellationToken ct)
+    {
+        FleetSnapshot snapshot;
+        try
+        {
+            snapshot = await hub.GetFleetAsync(ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is InfluxQueryException or HttpRequestException)
+        {
+            return Results.Problem(statusCode: StatusCodes.Status503ServiceUnavailable, detail: "InfluxDB could not be read: " + ex.Message);
+        }
+
+        var query = context.Request.Query;
+        context.Response.Headers.CacheControl = "no-store";
+        return new RazorComponentResult<FleetTable>(new Dictionary<string, object?>
+        {
+            [nameof(FleetTable.Snapshot)] = snapshot,
+            [nameof(FleetTable.Definition)] = queries.Definition,
+            [nameof(FleetTable.Q)] = NullIfEmpty(query["q"].ToString()),
+            [nameof(FleetTable.Status)] = NullIfEmpty(query["status"].ToString()),
+            [nameof(FleetTable.Sort)] = NullIfEmpty(query["sort"].ToString()),
+            [nameof(FleetTable.Dir)] = NullIfEmpty(query["dir"].ToString()),
+        });
+    }
+
+    private static string? NullIfEmpty(string s) => s.Length == 0 ? null : s;
 
     private static async Task<IResult> LoginAsync(HttpContext context, IAntiforgery antiforgery, AuthOptions auth)
     {

@@ -19,8 +19,8 @@ public sealed partial class PageTests(SeededInflux seed) : IClassFixture<SeededI
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var doc = Parser.ParseDocument(html);
         var rows = doc.QuerySelectorAll("tr[data-jvm-id]").ToDictionary(r => r.GetAttribute("data-jvm-id")!);
-        Assert.Equal([SeededInflux.JvmA, SeededInflux.JvmGone, SeededInflux.JvmB], rows.Keys.Order(StringComparer.Ordinal));
-        Assert.Equal(["host-a · 2 JVMs", "host-b · 1 JVMs"], doc.QuerySelectorAll("tr.host th").Select(t => t.TextContent.Trim()));
+        Assert.Equal([SeededInflux.JvmA, SeededInflux.JvmGone, SeededInflux.JvmB, SeededInflux.JvmUnreadable], rows.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["host-a · 2 JVMs", "host-b · 1 JVMs", "host-c · 1 JVMs"], doc.QuerySelectorAll("tr.host th").Select(t => t.TextContent.Trim()));
 
         var a = rows[SeededInflux.JvmA];
         Assert.Equal("com.example.OrderService", a.QuerySelector("th.jvm a")!.TextContent);
@@ -41,6 +41,54 @@ public sealed partial class PageTests(SeededInflux seed) : IClassFixture<SeededI
         Assert.Equal("FinalizerBacklog", b.QuerySelector("td[data-col=alerts]")!.TextContent);
         Assert.Equal("○ gone", rows[SeededInflux.JvmGone].QuerySelector("td[data-col=status]")!.TextContent);
         Assert.Equal("process exited", rows[SeededInflux.JvmGone].QuerySelector("td[data-col=status]")!.GetAttribute("title"));
+    }
+
+    [Fact]
+    public async Task A_jvm_whose_counters_cannot_be_read_is_listed_as_unreadable_with_the_collectors_reason()
+    {
+        var (_, html) = await GetAsync("/?status=unreadable");
+        var row = Assert.Single(Parser.ParseDocument(html).QuerySelectorAll("tr[data-jvm-id]"));
+        Assert.Equal(SeededInflux.JvmUnreadable, row.GetAttribute("data-jvm-id"));
+        var status = row.QuerySelector("td[data-col=status]")!;
+        Assert.Equal("⚠ unreadable", status.TextContent);
+        Assert.Equal("status status-unreadable", status.ClassName);
+        Assert.Equal(SeededInflux.UnreadableReason, status.GetAttribute("title"));
+        // Nothing was read from it: no main class, no values, no trend.
+        Assert.Equal("(unknown main class)", row.QuerySelector("th.jvm a")!.TextContent);
+        Assert.Equal("pid 400 · " + SeededInflux.JvmUnreadable, row.QuerySelector("th.jvm .sub")!.TextContent);
+        Assert.Equal("–", row.QuerySelector("td[data-col=heap] .value")!.TextContent);
+        Assert.Equal(string.Empty, row.QuerySelector("td.spark polyline")!.GetAttribute("points"));
+    }
+
+    [Fact]
+    public async Task The_fleet_rows_fragment_is_the_pages_table_alone_with_its_filter_and_sort_and_every_known_jvm()
+    {
+        var (response, html) = await GetAsync("/dashboard/fleet-rows?q=host-a&sort=heap&dir=asc");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("text/html", response.Content.Headers.ContentType!.MediaType);
+        Assert.Equal("no-store", response.Headers.CacheControl!.ToString());
+        // The same rows, in the same order, as the page with that query string; no layout around them.
+        var (_, page) = await GetAsync("/?q=host-a&sort=heap&dir=asc");
+        Assert.Equal([SeededInflux.JvmGone, SeededInflux.JvmA], Ids(html));
+        Assert.Equal(Ids(page), Ids(html));
+        var doc = Parser.ParseDocument(html);
+        Assert.Null(doc.QuerySelector("header"));
+        Assert.Empty(doc.QuerySelectorAll("script"));
+        var container = doc.QuerySelector("#fleet-rows[data-apm-fleet]")!;
+        Assert.Equal(
+            Parser.ParseDocument(page).QuerySelector("#fleet-rows")!.QuerySelector("table")!.OuterHtml,
+            container.QuerySelector("table")!.OuterHtml);
+        // Every JVM of the fleet with its status (the script compares live events with it), filtered or not.
+        var known = JsonSerializer.Deserialize<Dictionary<string, string>>(container.GetAttribute("data-known")!)!;
+        Assert.Equal(new Dictionary<string, string>
+        {
+            [SeededInflux.JvmA] = "live", [SeededInflux.JvmGone] = "gone", [SeededInflux.JvmB] = "live", [SeededInflux.JvmUnreadable] = "unreadable",
+        }, known);
+
+        // The hostile main class is encoded here too.
+        var (_, b) = await GetAsync("/dashboard/fleet-rows?q=host-b");
+        Assert.DoesNotContain("<script>alert", b, StringComparison.Ordinal);
+        Assert.Equal(SeededInflux.HostileMain, Parser.ParseDocument(b).QuerySelector("th.jvm a")!.TextContent);
     }
 
     [Fact]
@@ -115,6 +163,47 @@ public sealed partial class PageTests(SeededInflux seed) : IClassFixture<SeededI
     }
 
     [Fact]
+    public async Task The_jvm_page_shows_the_last_hour_live_when_no_range_is_given()
+    {
+        var before = DateTimeOffset.UtcNow;
+        var (response, html) = await GetAsync("/jvm?id=" + Uri.EscapeDataString(SeededInflux.JvmA));
+        var after = DateTimeOffset.UtcNow;
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var doc = Parser.ParseDocument(html);
+        var active = Assert.Single(doc.QuerySelectorAll(".presets a.active"));
+        Assert.Equal("1h", active.TextContent);
+        Assert.Equal("true", active.GetAttribute("aria-current"));
+        Assert.Equal("true", doc.QuerySelector("section[data-apm-jvm]")!.GetAttribute("data-live"));
+        // The range starts an hour before the request (the form shows it, to the second) and has no end.
+        var from = DateTimeOffset.Parse(doc.QuerySelector("input[name=from]")!.GetAttribute("value")! + "Z", System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(from, before.AddHours(-1).AddSeconds(-1), after.AddHours(-1));
+        Assert.Equal(string.Empty, doc.QuerySelector("input[name=to]")!.GetAttribute("value") ?? string.Empty);
+        // An hour is 3,600 s over 800 points: 5-second means, and all ten seeded minutes are in it.
+        var heap = JsonDocument.Parse(doc.QuerySelector("#chart-heap")!.GetAttribute("data-chart")!).RootElement;
+        Assert.Equal(5_000, heap.GetProperty("stepMs").GetInt64());
+        var x = heap.GetProperty("x").EnumerateArray().Select(v => v.GetInt64()).ToList();
+        Assert.InRange(x.Count, (SeededInflux.Samples * 2 / 5) - 1, (SeededInflux.Samples * 2 / 5) + 1);
+        Assert.InRange(x[0], seed.LastSampleMs - (SeededInflux.Samples * 2_000) - 5_000, seed.LastSampleMs - (SeededInflux.Samples * 2_000) + 5_000);
+    }
+
+    [Fact]
+    public async Task The_jvm_page_charts_pending_finalizers_by_class_beside_the_total()
+    {
+        var (_, html) = await GetAsync("/jvm?range=15m&id=" + Uri.EscapeDataString(SeededInflux.JvmB));
+        var doc = Parser.ParseDocument(html);
+        var pending = JsonDocument.Parse(doc.QuerySelector("#chart-finalizer-pending")!.GetAttribute("data-chart")!).RootElement;
+        Assert.Equal(["total", SeededInflux.HostileClass], pending.GetProperty("labels").EnumerateArray().Select(l => l.GetString()));
+        var byClass = pending.GetProperty("y")[1].EnumerateArray().Select(v => v.GetDouble()).ToList();
+        Assert.Equal(SeededInflux.Samples, byClass.Count);
+        Assert.All(byClass, v => Assert.Equal(7, v));
+        // The class name is a legend label and a row of the "Latest values" table, encoded in both.
+        var latest = doc.QuerySelectorAll("#panel-finalizer-pending table.latest tr").ToDictionary(r => r.QuerySelector("th")!.TextContent, r => r.QuerySelector("td")!.TextContent);
+        Assert.Equal("7", latest[SeededInflux.HostileClass]);
+        Assert.Equal("7", latest["total"]);
+        Assert.DoesNotContain("<img src=x", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_long_range_is_downsampled_by_the_server()
     {
         var (_, html) = await GetAsync("/jvm?id=" + Uri.EscapeDataString(SeededInflux.JvmA) + "&range=7d");
@@ -162,10 +251,20 @@ public sealed partial class PageTests(SeededInflux seed) : IClassFixture<SeededI
         Assert.Equal(SeededInflux.HostileEvidence, evidence["topClass"]);
         Assert.Equal(Apm.Alerts.Rules.RuleCatalog.All.Select(r => "rule-" + r.Id), doc.QuerySelectorAll("article.rule").Select(r => r.Id));
 
+        // The heap-dump triage report this alert asked for (apm.report) is linked, and the link opens it.
+        var report = alert.QuerySelector("p.report-link a")!;
+        Assert.Equal("reports/" + SeededInflux.ReportId, report.GetAttribute("href"));
+        using (var opened = await Client.GetAsync(new Uri(report.GetAttribute("href")!, UriKind.Relative)))
+        {
+            Assert.Equal(HttpStatusCode.OK, opened.StatusCode);
+            Assert.Contains("Triage report", await opened.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
         var (_, resolved) = await GetAsync("/alerts?state=resolved");
         var r = Assert.Single(Parser.ParseDocument(resolved).QuerySelectorAll("li.alert"));
         Assert.Contains("GC overhead", r.QuerySelector("h2")!.TextContent, StringComparison.Ordinal);
         Assert.Contains("resolved", r.QuerySelector("p.when")!.TextContent, StringComparison.Ordinal);
+        Assert.Null(r.QuerySelector("p.report-link")); // it asked for no report
     }
 
     [Fact]
@@ -224,7 +323,7 @@ public sealed partial class PageTests(SeededInflux seed) : IClassFixture<SeededI
     {
         var fleet = await FirstEventAsync("dashboard/events", "fleet");
         var ids = fleet.GetProperty("rows").EnumerateArray().Select(r => r.GetProperty("id").GetString()).ToList();
-        Assert.Equal([SeededInflux.JvmA, SeededInflux.JvmGone, SeededInflux.JvmB], ids);
+        Assert.Equal([SeededInflux.JvmA, SeededInflux.JvmGone, SeededInflux.JvmB, SeededInflux.JvmUnreadable], ids);
         var b = fleet.GetProperty("rows").EnumerateArray().Single(r => r.GetProperty("id").GetString() == SeededInflux.JvmB);
         Assert.Equal("FinalizerBacklog", b.GetProperty("alerts").GetString());
         Assert.Equal("71 MiB / 310 MiB", b.GetProperty("cells")[0].GetString());
@@ -245,7 +344,7 @@ public sealed partial class PageTests(SeededInflux seed) : IClassFixture<SeededI
         using var r = await Client.GetAsync(new Uri("api/jvms", UriKind.Relative));
         Assert.Equal(HttpStatusCode.OK, r.StatusCode);
         var list = JsonDocument.Parse(await r.Content.ReadAsStringAsync()).RootElement;
-        Assert.Equal(3, list.GetArrayLength());
+        Assert.Equal(4, list.GetArrayLength());
         using var alerts = await Client.GetAsync(new Uri("api/alerts?state=firing", UriKind.Relative));
         Assert.Equal(SeededInflux.JvmB, JsonDocument.Parse(await alerts.Content.ReadAsStringAsync()).RootElement[0].GetProperty("jvmId").GetString());
     }

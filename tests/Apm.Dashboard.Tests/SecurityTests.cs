@@ -19,7 +19,8 @@ public sealed partial class SecurityTests
         });
         var client = host.Client;
 
-        // Pages redirect to the login page; the JSON API and the event stream answer 401; assets stay reachable.
+        // Pages redirect to the login page; the JSON API and the scripts' requests (event stream, fleet rows) answer 401;
+        // assets stay reachable.
         using (var page = await client.GetAsync(new Uri("alerts?state=all", UriKind.Relative)))
         {
             Assert.Equal(HttpStatusCode.Redirect, page.StatusCode);
@@ -28,6 +29,7 @@ public sealed partial class SecurityTests
 
         using (var api = await client.GetAsync(new Uri("api/jvms", UriKind.Relative))) Assert.Equal(HttpStatusCode.Unauthorized, api.StatusCode);
         using (var sse = await client.GetAsync(new Uri("dashboard/events", UriKind.Relative))) Assert.Equal(HttpStatusCode.Unauthorized, sse.StatusCode);
+        using (var rows = await client.GetAsync(new Uri("dashboard/fleet-rows", UriKind.Relative))) Assert.Equal(HttpStatusCode.Unauthorized, rows.StatusCode);
         using (var css = await client.GetAsync(new Uri("_apm/app.css", UriKind.Relative))) Assert.Equal(HttpStatusCode.OK, css.StatusCode);
 
         // A login post without the form's antiforgery token is refused.
@@ -58,6 +60,7 @@ public sealed partial class SecurityTests
         }
 
         using (var api = await client.GetAsync(new Uri("api/jvms", UriKind.Relative))) Assert.Equal(HttpStatusCode.OK, api.StatusCode);
+        using (var rows = await client.GetAsync(new Uri("dashboard/fleet-rows", UriKind.Relative))) Assert.Equal(HttpStatusCode.OK, rows.StatusCode);
 
         // Signing out needs the token too, and ends the session.
         var logoutToken = await Forms.TokenAsync(client, "alerts");

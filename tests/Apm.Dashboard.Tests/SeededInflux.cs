@@ -6,13 +6,17 @@ namespace Apm.Dashboard.Tests;
 
 /// <summary>
 /// A real influxd filled with what the aggregator writes for three JVMs (ten minutes of 2-second samples), including a
-/// JVM whose main class and finalizable class are HTML, and alerts in apm.alert; plus the dashboard over it.
+/// JVM whose main class and finalizable class are HTML, a fourth JVM whose hsperfdata file the collector could not read
+/// (only its status, written by the aggregator's own code), alerts in apm.alert and the report the firing alert asked
+/// for in apm.report; plus the dashboard over it.
 /// </summary>
 public sealed class SeededInflux : IAsyncLifetime
 {
     public const string JvmA = "host-a:100:1";
     public const string JvmB = "host-b:200:2";
     public const string JvmGone = "host-a:300:3";
+    public const string JvmUnreadable = "host-c:400:4";
+    public const string UnreadableReason = "hsperfdata: unsupported version 3.0";
     public const string HostileMain = "<script>alert(\"main\")</script>";
     public const string HostileClass = "<img src=x onerror=alert(1)>.Stmt";
     public const string HostileCommand = "app.jar --banner=<b onmouseover=alert(2)>hi</b>";
@@ -54,11 +58,26 @@ public sealed class SeededInflux : IAsyncLifetime
         lines.Measurement("apm.jvm.info").Tag("host", "host-a").Tag("jvm_id", JvmGone).Field("status", "gone").Field("reason", "process exited").Field("pid", 300L)
             .Timestamp(start.AddSeconds(Samples + 1));
 
+        // What the aggregator stores for the collector's "unreadable" status of a JVM (SamplePoints is its writer).
+        var unreadable = new Apm.Protocol.V1.JvmStatus
+        {
+            Jvm = new Apm.Protocol.V1.JvmIdentity { JvmId = JvmUnreadable, Host = "host-c", Pid = 400 },
+            State = Apm.Protocol.V1.JvmStatus.Types.State.Unreadable,
+            Reason = UnreadableReason,
+            TimeUnixNanos = now.AddSeconds(-5).ToUnixTimeMilliseconds() * 1_000_000,
+        };
+        Apm.Aggregator.SamplePoints.Append(lines, new Apm.Protocol.V1.CollectorMessage { Status = unreadable }, null);
+
         var firedAt = now.AddMinutes(-5);
-        AppendAlert(lines, JvmB, "host-b", HostileMain, "FinalizerBacklog", "firing", now.AddMinutes(-6), firedAt, null,
+        var backlogStarted = now.AddMinutes(-6);
+        AppendAlert(lines, JvmB, "host-b", HostileMain, "FinalizerBacklog", "firing", backlogStarted, firedAt, null,
             $"The finalization queue grew to 7 objects, most of them {HostileClass}", $$"""{"pending":"7","topClass":"{{HostileEvidence.Replace("\"", "\\\"", StringComparison.Ordinal)}}"}""");
         AppendAlert(lines, JvmA, "host-a", "com.example.OrderService", "GcOverhead", "resolved", now.AddHours(-2), now.AddHours(-2).AddMinutes(1), now.AddHours(-1),
             "GC took 30 % of the time", """{"overhead":"0.3"}""");
+        // The report the firing alert asked for, indexed as the aggregator's report consumer indexes it.
+        lines.Measurement("apm.report").Tag("alert_id", AlertId(JvmB, "FinalizerBacklog", backlogStarted)).Tag("host", "host-b").Tag("jvm_id", JvmB).Tag("report_id", ReportId)
+            .Field("trigger", "rule:FinalizerBacklog").Field("top_finding", HostileFinding).Field("dump_bytes", 200 * Mi).Field("command_id", "")
+            .Timestamp(now.AddMinutes(-3));
         await writer.WriteAsync(lines);
 
         var store = new Apm.Reports.ReportStore(ReportsDirectory);
@@ -107,7 +126,7 @@ public sealed class SeededInflux : IAsyncLifetime
 
     private static void AppendAlert(LineProtocolBuilder lines, string jvm, string host, string main, string rule, string state, DateTimeOffset started, DateTimeOffset? fired, DateTimeOffset? resolved, string summary, string evidence)
     {
-        var id = jvm + "|" + rule + "|" + started.ToUnixTimeMilliseconds();
+        var id = AlertId(jvm, rule, started);
         lines.Measurement(AlertSchema.Measurement).Tag(AlertSchema.HostTag, host).Tag(AlertSchema.JvmIdTag, jvm).Tag(AlertSchema.RuleTag, rule).Tag(AlertSchema.AlertIdTag, id)
             .Field(AlertSchema.StateField, state).Field(AlertSchema.SummaryField, summary).Field(AlertSchema.EvidenceField, evidence)
             .Field(AlertSchema.MainClassField, main)
@@ -116,6 +135,8 @@ public sealed class SeededInflux : IAsyncLifetime
             .Field(AlertSchema.ResolvedAtField, resolved?.ToUnixTimeMilliseconds() ?? 0)
             .Timestamp(resolved ?? fired ?? started);
     }
+
+    private static string AlertId(string jvm, string rule, DateTimeOffset started) => jvm + "|" + rule + "|" + started.ToUnixTimeMilliseconds();
 
     public async Task DisposeAsync()
     {

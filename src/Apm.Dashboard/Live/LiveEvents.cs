@@ -23,6 +23,7 @@ public sealed record ErrorEvent(long NowMs, string Message);
 [JsonSerializable(typeof(ErrorEvent))]
 [JsonSerializable(typeof(ChartData))]
 [JsonSerializable(typeof(IReadOnlyList<AlertMarker>))]
+[JsonSerializable(typeof(Dictionary<string, string>))]
 public sealed partial class DashboardJsonContext : JsonSerializerContext;
 
 /// <summary>An alert drawn on the JVM page's time axis.</summary>

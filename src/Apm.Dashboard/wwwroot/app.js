@@ -3,7 +3,7 @@
 import { startFleet } from './fleet.js';
 import { startJvm } from './jvm.js';
 
-const fleet = document.querySelector('table[data-apm-fleet]');
+const fleet = document.querySelector('[data-apm-fleet]');
 if (fleet) startFleet(fleet);
 const jvm = document.querySelector('section[data-apm-jvm]');
 if (jvm) startJvm(jvm);

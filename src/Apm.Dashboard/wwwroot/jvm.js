@@ -80,7 +80,17 @@ function makePlot(el, chart, markers) {
     width,
     height: width < 500 ? 200 : 240,
     series,
-    scales: { y: { range: (u, min, max) => [Math.min(0, min ?? 0), (max ?? 1) > 0 ? max * 1.05 : 1] } },
+    scales: {
+      // The server sends only the markers of the page's range: the axis reaches each one, also one after the last sample.
+      x: markers.length === 0 ? { time: true } : {
+        time: true,
+        range: (u, min, max) => {
+          const [lo, hi] = markers.reduce(([a, b], m) => [Math.min(a, m.timeMs / 1000), Math.max(b, m.timeMs / 1000)], [min, max]);
+          return lo === hi ? [lo - 60, hi + 60] : [lo, hi];
+        },
+      },
+      y: { range: (u, min, max) => [Math.min(0, min ?? 0), (max ?? 1) > 0 ? max * 1.05 : 1] },
+    },
     axes: [
       { label: 'time (your time zone)', labelSize: 18, stroke: '#333', grid: { stroke: '#e4e4e4' } },
       {
@@ -98,6 +108,8 @@ function makePlot(el, chart, markers) {
         ctx.strokeStyle = '#D55E00';
         ctx.lineWidth = 2 * devicePixelRatio;
         ctx.setLineDash([4 * devicePixelRatio, 3 * devicePixelRatio]);
+        // What was drawn, in CSS pixels from the plot area's left edge (tests read it from window.apmCharts).
+        const drawn = [];
         for (const m of markers) {
           const t = m.timeMs / 1000;
           if (t < lo || t > hi) continue;
@@ -106,8 +118,11 @@ function makePlot(el, chart, markers) {
           ctx.moveTo(x, u.bbox.top);
           ctx.lineTo(x, u.bbox.top + u.bbox.height);
           ctx.stroke();
+          drawn.push({ rule: m.rule, state: m.state, timeMs: m.timeMs, left: u.valToPos(t, 'x') });
         }
         ctx.restore();
+        chart.markersDrawn = drawn;
+        chart.plotWidth = u.bbox.width / devicePixelRatio;
       }],
     },
   };
