@@ -31,7 +31,10 @@ public static class AlertRestore
             var started = DateTimeOffset.FromUnixTimeMilliseconds(s.GetInt64(0, AlertSchema.StartedAtField) ?? 0);
             var fired = s.GetInt64(0, AlertSchema.FiredAtField) is long f and > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(f) : started;
             list.Add(new AlertEvent(id, jvm, rule, AlertState.Firing, started, fired, null,
-                s.GetString(0, AlertSchema.SummaryField) ?? string.Empty, AlertSchema.ParseEvidence(s.GetString(0, AlertSchema.EvidenceField))));
+                s.GetString(0, AlertSchema.SummaryField) ?? string.Empty, AlertSchema.ParseEvidence(s.GetString(0, AlertSchema.EvidenceField)))
+            {
+                SuggestedFixes = AlertSchema.ParseFixes(s.GetString(0, AlertSchema.SuggestedFixesField)),
+            });
         }
 
         return list;
