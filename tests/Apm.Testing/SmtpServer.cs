@@ -26,13 +26,49 @@ public sealed class SmtpServer : IDisposable
 
     private readonly string? _tlsCert;
     private readonly string? _tlsKey;
+    private readonly (string User, string Password)? _login;
+    private DirectoryInfo? _scriptDir;
 
-    private SmtpServer(int port, string? tlsCert = null, string? tlsKey = null)
+    private SmtpServer(int port, string? tlsCert = null, string? tlsKey = null, (string User, string Password)? login = null)
     {
         Port = port;
         _tlsCert = tlsCert;
         _tlsKey = tlsKey;
+        _login = login;
     }
+
+    /// <summary>
+    /// A small aiosmtpd program (Debian's module, run by its interpreter) that requires AUTH (LOGIN or PLAIN, over plain
+    /// TCP: auth_require_tls=False) before MAIL and accepts only the given user and password. It prints every message the
+    /// way the Debugging handler does, and one line per login attempt ("AUTH LOGIN ok user" / "AUTH LOGIN refused user")
+    /// into <see cref="Log"/>; passwords are never printed.
+    /// </summary>
+    private const string LoginScript = """
+        import os, sys, threading
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.handlers import Debugging
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        host, port = sys.argv[1], int(sys.argv[2])
+        user = os.environ["APM_TEST_SMTP_USER"].encode()
+        password = os.environ["APM_TEST_SMTP_PASSWORD"].encode()
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = isinstance(auth_data, LoginPassword) and auth_data.login == user and auth_data.password == password
+            login = auth_data.login.decode(errors="replace") if isinstance(auth_data, LoginPassword) else "?"
+            print("AUTH %s %s %s" % (mechanism, "ok" if ok else "refused", login), file=sys.stderr, flush=True)
+            return AuthResult(success=ok, handled=False)
+
+        class Handler(Debugging):
+            # System.Net.Mail sends "AUTH login ..." and aiosmtpd 1.4 matches mechanism names case-sensitively.
+            async def auth_login(self, server, args):
+                return await server.auth_LOGIN(server, args)
+
+        controller = Controller(Handler(sys.stdout), hostname=host, port=port, authenticator=authenticator,
+                                auth_required=True, auth_require_tls=False)
+        controller.start()
+        threading.Event().wait()
+        """;
 
     /// <summary>The SMTP port on 127.0.0.1.</summary>
     public int Port { get; }
@@ -71,6 +107,22 @@ public sealed class SmtpServer : IDisposable
         }
     }
 
+    /// <summary>Starts a server that requires login with <paramref name="user"/> and <paramref name="password"/> (see <see cref="LoginScript"/>).</summary>
+    public static async Task<SmtpServer> StartWithLoginAsync(string user, string password)
+    {
+        var server = new SmtpServer(FreePort.Next(), login: (user, password));
+        try
+        {
+            await server.StartAsync().ConfigureAwait(false);
+            return server;
+        }
+        catch
+        {
+            server.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Starts the server (again) on <see cref="Port"/>; throws with its output when it does not come up.</summary>
     public async Task StartAsync()
     {
@@ -83,13 +135,26 @@ public sealed class SmtpServer : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { "-u", "-m", "aiosmtpd", "-n", "-l", $"{Host}:{Port}" }) psi.ArgumentList.Add(a);
-        if (_tlsCert is not null && _tlsKey is not null)
+        if (_login is { } login)
         {
-            foreach (var a in new[] { "--tlscert", _tlsCert, "--tlskey", _tlsKey }) psi.ArgumentList.Add(a);
+            _scriptDir ??= Directory.CreateTempSubdirectory("apm-smtp-login-");
+            var script = Path.Combine(_scriptDir.FullName, "login_smtpd.py");
+            await File.WriteAllTextAsync(script, LoginScript).ConfigureAwait(false);
+            foreach (var a in new[] { "-u", script, Host, Port.ToString(System.Globalization.CultureInfo.InvariantCulture) }) psi.ArgumentList.Add(a);
+            psi.Environment["APM_TEST_SMTP_USER"] = login.User;
+            psi.Environment["APM_TEST_SMTP_PASSWORD"] = login.Password;
+        }
+        else
+        {
+            foreach (var a in new[] { "-u", "-m", "aiosmtpd", "-n", "-l", $"{Host}:{Port}" }) psi.ArgumentList.Add(a);
+            if (_tlsCert is not null && _tlsKey is not null)
+            {
+                foreach (var a in new[] { "--tlscert", _tlsCert, "--tlskey", _tlsKey }) psi.ArgumentList.Add(a);
+            }
+
+            foreach (var a in new[] { "-c", "aiosmtpd.handlers.Debugging" }) psi.ArgumentList.Add(a);
         }
 
-        foreach (var a in new[] { "-c", "aiosmtpd.handlers.Debugging" }) psi.ArgumentList.Add(a);
         psi.Environment["PYTHONUNBUFFERED"] = "1";
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         process.OutputDataReceived += (_, e) => OnLine(e.Data);
@@ -172,6 +237,8 @@ public sealed class SmtpServer : IDisposable
         Stop();
         _process?.Dispose();
         _process = null;
+        _scriptDir?.Delete(recursive: true);
+        _scriptDir = null;
     }
 
     private async Task<bool> CanConnectAsync()
