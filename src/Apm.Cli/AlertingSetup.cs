@@ -54,6 +54,7 @@ internal static class AlertingSetup
             PollInterval = config.GetValue("Apm:Alerts:MailPollInterval", TimeSpan.FromSeconds(5)),
         });
         services.AddHostedService(sp => sp.GetRequiredService<MailDeliveryService>());
+        services.AddSingleton<Apm.Server.ICounterSource>(sp => new MailCounterSource(sp.GetRequiredService<MailDeliveryService>()));
         services.AddSingleton(sp =>
         {
             var delivery = sp.GetRequiredService<MailDeliveryService>();
