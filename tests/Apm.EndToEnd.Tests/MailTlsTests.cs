@@ -16,12 +16,7 @@ public sealed class MailTlsTests
         var dir = Directory.CreateTempSubdirectory("apm-tls-");
         try
         {
-            // A certificate for 127.0.0.1 that the child process trusts through SSL_CERT_FILE (OpenSSL's trust override).
-            var cert = Path.Combine(dir.FullName, "cert.pem");
-            var key = Path.Combine(dir.FullName, "key.pem");
-            var openssl = Run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
-                "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], null);
-            Assert.True(openssl.Code == 0, openssl.Output);
+            var (cert, key) = Certificate(dir.FullName);
             using var smtp = await SmtpServer.StartNewAsync(cert, key);
 
             var env = new Dictionary<string, string>
@@ -50,6 +45,49 @@ public sealed class MailTlsTests
             var none = Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "apm.dll"), "test-mail"], new Dictionary<string, string>());
             Assert.True(none.Code == 2, none.Output);
             Assert.Contains("Apm__Smtp__Host", none.Output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            dir.Delete(true);
+        }
+    }
+
+    [Fact]
+    public async Task Login_after_STARTTLS_delivers_and_a_plain_connection_is_refused_before_any_password_is_sent()
+    {
+        const string user = "apm-tls-user";
+        const string password = "tls-Pa55word";
+        var dir = Directory.CreateTempSubdirectory("apm-tls-login-");
+        try
+        {
+            var (cert, key) = Certificate(dir.FullName);
+            using var smtp = await SmtpServer.StartWithLoginAsync(user, password, cert, key);
+            var env = new Dictionary<string, string>
+            {
+                ["Apm__Smtp__Host"] = SmtpServer.Host,
+                ["Apm__Smtp__Port"] = smtp.Port.ToString(CultureInfo.InvariantCulture),
+                ["Apm__Smtp__From"] = "apm@example.test",
+                ["Apm__Alerts__To"] = "oncall@example.test",
+                ["Apm__Smtp__Username"] = user,
+                ["Apm__Smtp__Password"] = password,
+                ["SSL_CERT_FILE"] = cert,
+            };
+
+            // Without STARTTLS the server offers no login and wants TLS first: refused with that reason (not a bad
+            // password), and no login was tried.
+            var plain = Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "apm.dll"), "test-mail"], env);
+            Assert.True(plain.Code == 1, plain.Output);
+            Assert.Contains("requires STARTTLS first: set Apm__Smtp__EnableSsl=true", plain.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("was refused", plain.Output, StringComparison.Ordinal);
+            Assert.DoesNotContain("AUTH ", smtp.Log(), StringComparison.Ordinal);
+            Assert.DoesNotContain(password, plain.Output, StringComparison.Ordinal);
+
+            env["Apm__Smtp__EnableSsl"] = "true";
+            var tls = Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "apm.dll"), "test-mail"], env);
+            Assert.True(tls.Code == 0, tls.Output + smtp.Log());
+            Assert.Contains("(STARTTLS)", tls.Output, StringComparison.Ordinal);
+            Assert.Contains($"AUTH LOGIN ok {user}", smtp.Log(), StringComparison.Ordinal);
+            Assert.Equal("[Apm] Test message", Assert.Single(await smtp.WaitForMessagesAsync(1)).Subject);
         }
         finally
         {
@@ -98,6 +136,17 @@ public sealed class MailTlsTests
         {
             dir.Delete(true);
         }
+    }
+
+    /// <summary>A certificate for 127.0.0.1 that a child process trusts through SSL_CERT_FILE (OpenSSL's trust override).</summary>
+    private static (string Cert, string Key) Certificate(string dir)
+    {
+        var cert = Path.Combine(dir, "cert.pem");
+        var key = Path.Combine(dir, "key.pem");
+        var openssl = Run("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], null);
+        Assert.True(openssl.Code == 0, openssl.Output);
+        return (cert, key);
     }
 
     private static (int Code, string Output) Run(string exe, string[] args, IDictionary<string, string>? env, string? workingDirectory = null)

@@ -38,8 +38,9 @@ public sealed class SmtpServer : IDisposable
     }
 
     /// <summary>
-    /// A small aiosmtpd program (Debian's module, run by its interpreter) that requires AUTH (LOGIN or PLAIN, over plain
-    /// TCP: auth_require_tls=False) before MAIL and accepts only the given user and password. It prints every message the
+    /// A small aiosmtpd program (Debian's module, run by its interpreter) that requires AUTH (LOGIN or PLAIN) before MAIL
+    /// and accepts only the given user and password: over plain TCP (auth_require_tls=False), or with a certificate
+    /// (APM_TEST_SMTP_TLSCERT/KEY) requiring STARTTLS first. It prints every message the
     /// way the Debugging handler does, and one line per login attempt ("AUTH LOGIN ok user" / "AUTH LOGIN refused user")
     /// into <see cref="Log"/>; passwords are never printed.
     /// </summary>
@@ -64,8 +65,15 @@ public sealed class SmtpServer : IDisposable
             async def auth_login(self, server, args):
                 return await server.auth_LOGIN(server, args)
 
+        tls = {}
+        if os.environ.get("APM_TEST_SMTP_TLSCERT"):
+            import ssl
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(os.environ["APM_TEST_SMTP_TLSCERT"], os.environ["APM_TEST_SMTP_TLSKEY"])
+            tls = dict(tls_context=context, require_starttls=True)
+
         controller = Controller(Handler(sys.stdout), hostname=host, port=port, authenticator=authenticator,
-                                auth_required=True, auth_require_tls=False)
+                                auth_required=True, auth_require_tls=bool(tls), **tls)
         controller.start()
         threading.Event().wait()
         """;
@@ -107,10 +115,13 @@ public sealed class SmtpServer : IDisposable
         }
     }
 
-    /// <summary>Starts a server that requires login with <paramref name="user"/> and <paramref name="password"/> (see <see cref="LoginScript"/>).</summary>
-    public static async Task<SmtpServer> StartWithLoginAsync(string user, string password)
+    /// <summary>
+    /// Starts a server that requires login with <paramref name="user"/> and <paramref name="password"/> (see
+    /// <see cref="LoginScript"/>); with a certificate and key (PEM) it requires STARTTLS before the login.
+    /// </summary>
+    public static async Task<SmtpServer> StartWithLoginAsync(string user, string password, string? tlsCert = null, string? tlsKey = null)
     {
-        var server = new SmtpServer(FreePort.Next(), login: (user, password));
+        var server = new SmtpServer(FreePort.Next(), tlsCert, tlsKey, (user, password));
         try
         {
             await server.StartAsync().ConfigureAwait(false);
@@ -143,6 +154,11 @@ public sealed class SmtpServer : IDisposable
             foreach (var a in new[] { "-u", script, Host, Port.ToString(System.Globalization.CultureInfo.InvariantCulture) }) psi.ArgumentList.Add(a);
             psi.Environment["APM_TEST_SMTP_USER"] = login.User;
             psi.Environment["APM_TEST_SMTP_PASSWORD"] = login.Password;
+            if (_tlsCert is not null && _tlsKey is not null)
+            {
+                psi.Environment["APM_TEST_SMTP_TLSCERT"] = _tlsCert;
+                psi.Environment["APM_TEST_SMTP_TLSKEY"] = _tlsKey;
+            }
         }
         else
         {

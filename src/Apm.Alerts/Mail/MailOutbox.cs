@@ -228,7 +228,12 @@ public sealed partial class MailOutbox : IDisposable
         catch (SmtpException ex)
         {
             error = ex.StatusCode + ": " + ex.Message + (ex.InnerException is null ? "" : " (" + ex.InnerException.Message + ")");
-            if (LoginProblem(ex) is { } login)
+            var response = ServerResponse(ex.Message);
+            if ((int)ex.StatusCode == 530 && !_options.EnableSsl && response.Contains("STARTTLS", StringComparison.OrdinalIgnoreCase))
+            {
+                error = "The SMTP server requires STARTTLS first: set Apm__Smtp__EnableSsl=true. " + error;
+            }
+            else if (LoginProblem(ex, response) is { } login)
             {
                 Interlocked.Increment(ref _loginFailures);
                 error = login + " " + error;
@@ -258,17 +263,25 @@ public sealed partial class MailOutbox : IDisposable
     }
 
     /// <summary>
-    /// What to tell the operator when the server refused the login (535) or wants one (530 without STARTTLS pending);
-    /// null for other failures. Names the user, never the password.
+    /// What to tell the operator when the server refused the login (535, 534, 538) or wants one (530 "authentication
+    /// required"); null for other failures. Names the user, never the password.
     /// </summary>
-    private string? LoginProblem(SmtpException ex)
+    private string? LoginProblem(SmtpException ex, string response)
     {
         var code = (int)ex.StatusCode;
-        var authCode = code is 535 or 534 or 538 || (code == 530 && (_options.EnableSsl || ex.Message.Contains("auth", StringComparison.OrdinalIgnoreCase)));
+        var authCode = code is 535 or 534 or 538 || (code == 530 && response.Contains("auth", StringComparison.OrdinalIgnoreCase));
         if (!authCode) return null;
         return string.IsNullOrEmpty(_options.Username)
             ? "The SMTP server requires a login: set Apm__Smtp__Username and Apm__Smtp__Password."
             : $"The SMTP server's login as '{_options.Username}' was refused: check Apm__Smtp__Username and Apm__Smtp__Password.";
+    }
+
+    /// <summary>The server's own words in a System.Net.Mail message ("... The server response was: 5.7.0 ..."), or empty.</summary>
+    private static string ServerResponse(string message)
+    {
+        const string marker = "The server response was:";
+        var at = message.IndexOf(marker, StringComparison.Ordinal);
+        return at < 0 ? string.Empty : message[(at + marker.Length)..];
     }
 
     private OutboxEntry? ReadEntry(string path)
