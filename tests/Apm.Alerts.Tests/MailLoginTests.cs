@@ -27,7 +27,7 @@ public sealed class MailLoginTests : IDisposable
 
         var mail = Assert.Single(await smtp.WaitForMessagesAsync(1));
         Assert.Equal("[Apm] FIRING FinalizerBacklog on com.acme.OrderService@web-1", mail.Subject);
-        Assert.Contains($"AUTH LOGIN ok {User}", smtp.Log(), StringComparison.Ordinal);
+        Assert.True(await smtp.WaitForLogAsync($"AUTH LOGIN ok {User}"), smtp.Log());
         Assert.Equal(0, outbox.Pending);
         Assert.Equal(0, outbox.LoginFailures);
     }
@@ -47,7 +47,7 @@ public sealed class MailLoginTests : IDisposable
         Assert.Equal(1, outbox.FailedAttempts);
         Assert.Equal(1, outbox.LoginFailures);
         Assert.Empty(smtp.Messages);
-        Assert.Contains($"AUTH LOGIN refused {User}", smtp.Log(), StringComparison.Ordinal);
+        Assert.True(await smtp.WaitForLogAsync($"AUTH LOGIN refused {User}"), smtp.Log());
         var entry = MailOutbox.TryRead(path);
         Assert.NotNull(entry);
         Assert.Equal(1, entry.Attempts);

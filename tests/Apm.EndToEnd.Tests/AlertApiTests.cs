@@ -105,12 +105,12 @@ public sealed class AlertApiTests
         Assert.Equal(pending.GetProperty("id").GetString(), listed.GetProperty("id").GetString());
         Assert.Equal(t0.AddMinutes(1), listed.GetProperty("resolvedAt").GetDateTimeOffset());
         Assert.Equal(JsonValueKind.Null, listed.GetProperty("firedAt").ValueKind);
-        // A withdrawn episode is not restored as firing either.
-        Assert.Empty(await AlertRestore.LoadFiringAsync(pipeline.Query, TimeSpan.FromDays(1), CancellationToken.None));
+        // A withdrawn episode is not restored either.
+        Assert.Empty(await AlertRestore.LoadActiveAsync(pipeline.Query, TimeSpan.FromDays(1), CancellationToken.None));
     }
 
     [Fact]
-    public async Task A_restarted_aggregator_restores_the_firing_alerts_and_resolves_them_under_their_original_id()
+    public async Task A_restarted_aggregator_restores_the_firing_and_pending_alerts_and_ends_them_under_their_original_ids()
     {
         await using var pipeline = await Pipeline.StartAsync();
         var t0 = DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.AddMinutes(-10).ToUnixTimeMilliseconds());
@@ -121,14 +121,19 @@ public sealed class AlertApiTests
         var lines = new LineProtocolBuilder();
         AlertOutputs.AppendPoint(lines, firing with { State = AlertState.Pending, FiredAt = null }, jvm);
         AlertOutputs.AppendPoint(lines, firing, jvm);
-        // Another episode that already resolved, and one still pending: neither is restored.
+        // Another episode that already resolved (not restored), and one still pending (restored as pending).
         var done = firing with { Id = "restore:1:1|GcOverhead|x", Rule = RuleIds.GcOverhead, State = AlertState.Resolved, ResolvedAt = t0.AddMinutes(5) };
         AlertOutputs.AppendPoint(lines, done with { State = AlertState.Firing, ResolvedAt = null }, jvm);
         AlertOutputs.AppendPoint(lines, done, jvm);
         AlertOutputs.AppendPoint(lines, firing with { Id = "restore:1:1|OldGenGrowth|y", Rule = RuleIds.OldGenGrowth, State = AlertState.Pending, FiredAt = null }, jvm);
         using (var writer = new InfluxWriter(pipeline.InfluxOptions)) await writer.WriteAsync(lines.ToString());
 
-        var restored = Assert.Single(await AlertRestore.LoadFiringAsync(pipeline.Query, TimeSpan.FromDays(1), CancellationToken.None));
+        var active = await AlertRestore.LoadActiveAsync(pipeline.Query, TimeSpan.FromDays(1), CancellationToken.None);
+        Assert.Equal(2, active.Count);
+        var pending = Assert.Single(active, a => a.State == AlertState.Pending);
+        Assert.Equal("restore:1:1|OldGenGrowth|y", pending.Id);
+        Assert.Null(pending.FiredAt);
+        var restored = Assert.Single(active, a => a.State == AlertState.Firing);
         Assert.Equal(firing.Id, restored.Id);
         Assert.Equal(t0, restored.StartedAt);
         Assert.Equal(t0.AddMinutes(1), restored.FiredAt);

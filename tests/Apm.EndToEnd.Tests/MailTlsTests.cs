@@ -86,7 +86,7 @@ public sealed class MailTlsTests
             var tls = Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "apm.dll"), "test-mail"], env);
             Assert.True(tls.Code == 0, tls.Output + smtp.Log());
             Assert.Contains("(STARTTLS)", tls.Output, StringComparison.Ordinal);
-            Assert.Contains($"AUTH LOGIN ok {user}", smtp.Log(), StringComparison.Ordinal);
+            Assert.True(await smtp.WaitForLogAsync($"AUTH LOGIN ok {user}"), smtp.Log());
             Assert.Equal("[Apm] Test message", Assert.Single(await smtp.WaitForMessagesAsync(1)).Subject);
         }
         finally
@@ -120,7 +120,7 @@ public sealed class MailTlsTests
             Assert.Contains("file-sender@example.test", mail.Header("From"), StringComparison.Ordinal);
             Assert.Contains("file-oncall@example.test", mail.Header("To"), StringComparison.Ordinal);
             Assert.Contains("file-dba@example.test", mail.Header("To"), StringComparison.Ordinal);
-            Assert.Contains($"AUTH LOGIN ok {user}", smtp.Log(), StringComparison.Ordinal);
+            Assert.True(await smtp.WaitForLogAsync($"AUTH LOGIN ok {user}"), smtp.Log());
 
             // An environment variable wins over the file: a wrong password is refused with the reason, and never printed.
             const string wrong = "env-Wr0ng-pass";

@@ -241,6 +241,23 @@ public sealed class SmtpServer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Waits until <see cref="Log"/> contains <paramref name="text"/> (its stderr is read asynchronously, so a line can
+    /// arrive after the client saw the answer); returns false after <paramref name="timeout"/> (10 s by default, a guard
+    /// against hangs).
+    /// </summary>
+    public async Task<bool> WaitForLogAsync(string text, TimeSpan? timeout = null)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!Log().Contains(text, StringComparison.Ordinal))
+        {
+            if (clock.Elapsed > (timeout ?? TimeSpan.FromSeconds(10))) return false;
+            await Task.Delay(20).ConfigureAwait(false);
+        }
+
+        return true;
+    }
+
     /// <summary>The server's stderr (startup errors, tracebacks).</summary>
     public string Log()
     {

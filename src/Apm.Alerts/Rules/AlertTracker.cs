@@ -173,26 +173,28 @@ public sealed class AlertTracker
     }
 
     /// <summary>
-    /// Puts back a firing alert known from storage (after a restart), so that it resolves or stays quiet instead of
-    /// firing again. Ignored when the tracker already holds state for that JVM and rule, or when the alert is not firing.
+    /// Puts back a firing or pending alert known from storage (after a restart or a rebalance), so that a firing one
+    /// resolves or stays quiet instead of firing again, and a pending one fires or is withdrawn under its id instead of
+    /// staying pending in the store. A restored pending alert counts as one breached evaluation. Ignored when the tracker
+    /// already holds state for that JVM and rule, or when the alert is in another state.
     /// </summary>
-    public void Restore(AlertEvent firing)
+    public void Restore(AlertEvent active)
     {
-        ArgumentNullException.ThrowIfNull(firing);
-        if (firing.State != AlertState.Firing) return;
+        ArgumentNullException.ThrowIfNull(active);
+        if (active.State is not (AlertState.Firing or AlertState.Pending)) return;
         lock (_lock)
         {
-            var key = (firing.JvmId, firing.Rule);
+            var key = (active.JvmId, active.Rule);
             if (_entries.ContainsKey(key)) return;
             _entries[key] = new Entry
             {
-                State = AlertState.Firing,
-                StartedAt = firing.StartedAt,
-                FiredAt = firing.FiredAt ?? firing.StartedAt,
-                Consecutive = _options.ConsecutiveEvaluations,
-                Summary = firing.Summary,
-                Evidence = firing.Evidence,
-                SuggestedFixes = firing.SuggestedFixes,
+                State = active.State,
+                StartedAt = active.StartedAt,
+                FiredAt = active.State == AlertState.Firing ? active.FiredAt ?? active.StartedAt : null,
+                Consecutive = active.State == AlertState.Firing ? _options.ConsecutiveEvaluations : 1,
+                Summary = active.Summary,
+                Evidence = active.Evidence,
+                SuggestedFixes = active.SuggestedFixes,
             };
         }
     }
