@@ -74,7 +74,7 @@ public sealed partial class SampleConsumer : IDisposable
             {
                 _metrics.AssignedPartitions = c.Assignment.Count + parts.Count;
                 LogAssigned(_logger, string.Join(",", parts.Select(p => p.Partition.Value)));
-                RestoreFiringAlerts();
+                RestoreActiveAlerts();
             })
             .SetPartitionsRevokedHandler((c, parts) =>
             {
@@ -280,19 +280,19 @@ public sealed partial class SampleConsumer : IDisposable
     }
 
     /// <summary>
-    /// Puts the stored firing alerts back into the tracker (idempotent: keys it already holds are kept). Runs on the
+    /// Puts the stored firing and pending alerts back into the tracker (idempotent: keys it already holds are kept). Runs on the
     /// consumer thread when partitions are assigned; a failure only costs a possible second firing mail.
     /// </summary>
-    private void RestoreFiringAlerts()
+    private void RestoreActiveAlerts()
     {
-        if (_alerts?.LoadFiring is not { } load) return;
+        if (_alerts?.LoadActive is not { } load) return;
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stopping);
             timeout.CancelAfter(TimeSpan.FromSeconds(10));
-            var firing = load(timeout.Token).GetAwaiter().GetResult();
-            foreach (var alert in firing) _alerts.Engine.Tracker.Restore(alert);
-            LogRestored(_logger, firing.Count);
+            var active = load(timeout.Token).GetAwaiter().GetResult();
+            foreach (var alert in active) _alerts.Engine.Tracker.Restore(alert);
+            LogRestored(_logger, active.Count);
         }
 #pragma warning disable CA1031 // InfluxDB down or slow: samples must still flow; the alerts may fire once more.
         catch (Exception ex)
@@ -387,10 +387,10 @@ public sealed partial class SampleConsumer : IDisposable
         CommitStored();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Restored {Count} firing alerts from InfluxDB")]
+    [LoggerMessage(Level = LogLevel.Information, Message = "Restored {Count} firing and pending alerts from InfluxDB")]
     private static partial void LogRestored(ILogger logger, int count);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not restore firing alerts from InfluxDB ({Reason}); they may fire again")]
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not restore firing and pending alerts from InfluxDB ({Reason}); they may fire again")]
     private static partial void LogRestoreFailed(ILogger logger, string reason);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Asked the collector of {JvmId} for a heap dump ({Rule} fired): command {CommandId}")]

@@ -24,7 +24,7 @@ public static class AlertSchema
     /// <summary>Tag: the alert id (<c>jvmId|ruleId|startedAt</c>).</summary>
     public const string AlertIdTag = "alert_id";
 
-    /// <summary>String field: pending, firing or resolved.</summary>
+    /// <summary>String field: pending, firing, resolved or withdrawn (a pending alert that cleared before firing).</summary>
     public const string StateField = "state";
 
     /// <summary>String field: the rule's summary.</summary>
@@ -33,7 +33,10 @@ public static class AlertSchema
     /// <summary>String field: the evidence as a JSON object of strings.</summary>
     public const string EvidenceField = "evidence";
 
-    /// <summary>Integer fields: Unix milliseconds, 0 when not (yet) known.</summary>
+    /// <summary>String field: the rule's suggested fixes as a JSON array of strings, in order of preference (may be absent or empty).</summary>
+    public const string SuggestedFixesField = "suggested_fixes";
+
+    /// <summary>Integer fields: Unix milliseconds, 0 when not (yet) known (for a withdrawn alert, resolved_at is when it was withdrawn).</summary>
     public const string StartedAtField = "started_at";
 
     /// <inheritdoc cref="StartedAtField"/>
@@ -44,6 +47,40 @@ public static class AlertSchema
 
     /// <summary>String field: the JVM's main class (from the JVM, untrusted).</summary>
     public const string MainClassField = "main_class";
+
+    /// <summary>The suggested fixes as the JSON array stored in <see cref="SuggestedFixesField"/>.</summary>
+    public static string FixesJson(IReadOnlyList<string> fixes)
+    {
+        ArgumentNullException.ThrowIfNull(fixes);
+        using var stream = new MemoryStream();
+        using (var writer = new Utf8JsonWriter(stream))
+        {
+            writer.WriteStartArray();
+            foreach (var fix in fixes) writer.WriteStringValue(fix);
+            writer.WriteEndArray();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(stream.ToArray());
+    }
+
+    /// <summary>
+    /// Reads the <see cref="SuggestedFixesField"/> JSON array back (string items; others skipped). Missing or broken text
+    /// gives an empty list: the fixes are advice for people, so they never stop a listing or a restore.
+    /// </summary>
+    public static IReadOnlyList<string> ParseFixes(string? json)
+    {
+        if (string.IsNullOrEmpty(json)) return [];
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            if (doc.RootElement.ValueKind != JsonValueKind.Array) return [];
+            return doc.RootElement.EnumerateArray().Where(e => e.ValueKind == JsonValueKind.String).Select(e => e.GetString() ?? string.Empty).ToList();
+        }
+        catch (JsonException)
+        {
+            return [];
+        }
+    }
 
     /// <summary>
     /// Reads the <see cref="EvidenceField"/> JSON object back (string values; other values as their JSON text). Broken

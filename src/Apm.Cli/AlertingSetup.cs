@@ -42,7 +42,7 @@ internal static class AlertingSetup
         if (smtp is null)
         {
             bootLogger.LogInformation("Alert e-mail is off (set Apm__Smtp__Host, Apm__Smtp__From and Apm__Alerts__To to send it)");
-            services.AddSingleton(sp => new AlertSink(engine) { HeapDumpRules = options.HeapDumpRuleSet(), HeapDumpExpiry = options.HeapDumpExpiry, LoadFiring = LoadFiring(sp) });
+            services.AddSingleton(sp => new AlertSink(engine) { HeapDumpRules = options.HeapDumpRuleSet(), HeapDumpExpiry = options.HeapDumpExpiry, LoadActive = LoadActive(sp) });
             return;
         }
 
@@ -54,17 +54,18 @@ internal static class AlertingSetup
             PollInterval = config.GetValue("Apm:Alerts:MailPollInterval", TimeSpan.FromSeconds(5)),
         });
         services.AddHostedService(sp => sp.GetRequiredService<MailDeliveryService>());
+        services.AddSingleton<Apm.Server.ICounterSource>(sp => new MailCounterSource(sp.GetRequiredService<MailDeliveryService>()));
         services.AddSingleton(sp =>
         {
             var delivery = sp.GetRequiredService<MailDeliveryService>();
-            return new AlertSink(engine, delivery.Queue) { HeapDumpRules = options.HeapDumpRuleSet(), HeapDumpExpiry = options.HeapDumpExpiry, LoadFiring = LoadFiring(sp) };
+            return new AlertSink(engine, delivery.Queue) { HeapDumpRules = options.HeapDumpRuleSet(), HeapDumpExpiry = options.HeapDumpExpiry, LoadActive = LoadActive(sp) };
         });
         bootLogger.LogInformation("Alert e-mail to {To} through {Host}:{Port}; outbox {Dir}", string.Join(", ", smtp.To), smtp.Host, smtp.Port, outbox.Directory);
     }
 
-    /// <summary>Firing alerts of the last week, read from InfluxDB whenever the aggregator is assigned partitions.</summary>
-    private static Func<CancellationToken, Task<IReadOnlyList<AlertEvent>>>? LoadFiring(IServiceProvider sp) =>
-        sp.GetService<Apm.Influx.InfluxQueryClient>() is { } influx ? ct => AlertRestore.LoadFiringAsync(influx, TimeSpan.FromDays(7), ct) : null;
+    /// <summary>Firing and pending alerts of the last week, read from InfluxDB whenever the aggregator is assigned partitions.</summary>
+    private static Func<CancellationToken, Task<IReadOnlyList<AlertEvent>>>? LoadActive(IServiceProvider sp) =>
+        sp.GetService<Apm.Influx.InfluxQueryClient>() is { } influx ? ct => AlertRestore.LoadActiveAsync(influx, TimeSpan.FromDays(7), ct) : null;
 
     /// <summary>The SMTP settings, or null when no host is configured (e-mail off).</summary>
     public static SmtpOptions? ReadSmtp(IConfiguration config, string? dashboardUrl)

@@ -1,4 +1,5 @@
 using Apm.Aggregator;
+using Apm.Aggregator.Alerting;
 using Apm.Collector;
 using Apm.Server;
 
@@ -51,5 +52,20 @@ internal sealed class AggregatorCounterSource(AggregatorMetrics m) : ICounterSou
         new("aggregator.reports_rejected", m.ReportsRejected),
         new("aggregator.report_store_failures", m.ReportStoreFailures),
         new("aggregator.report_chunk_duplicates", m.ReportChunkDuplicates),
+    ];
+}
+
+/// <summary>The alert e-mail outbox's counters on /healthz and /metrics (only when e-mail is configured).</summary>
+internal sealed class MailCounterSource(MailDeliveryService delivery) : ICounterSource
+{
+    /// <remarks>Pending lists the outbox directory: one directory read per scrape.</remarks>
+    public IEnumerable<KeyValuePair<string, long>> ReadCounters() =>
+    [
+        new("aggregator.mail_sent", delivery.Outbox.Sent),
+        new("aggregator.mail_failed_attempts", delivery.Outbox.FailedAttempts),
+        new("aggregator.mail_login_failures", delivery.Outbox.LoginFailures),
+        new("aggregator.mail_pending", delivery.Outbox.Pending),
+        new("aggregator.mail_corrupt", delivery.Outbox.Corrupt),
+        new("aggregator.mail_round_failures", delivery.RoundFailures),
     ];
 }

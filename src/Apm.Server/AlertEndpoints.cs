@@ -4,7 +4,7 @@ using Microsoft.AspNetCore.Routing;
 
 namespace Apm.Server;
 
-/// <summary><c>GET /api/alerts?state=firing|resolved|pending|all[&amp;jvm=id]</c> (default firing). See docs/api.md.</summary>
+/// <summary><c>GET /api/alerts?state=firing|resolved|pending|withdrawn|all[&amp;jvm=id]</c> (default firing). See docs/api.md.</summary>
 public static class AlertEndpoints
 {
     /// <summary>Maps the alerts endpoint.</summary>
@@ -20,7 +20,7 @@ public static class AlertEndpoints
         if (string.IsNullOrEmpty(state)) state = "firing";
         if (!AlertQueries.States.Contains(state))
         {
-            return Results.Json(new ErrorResponse("state: expected firing, resolved, pending or all"), ApiJsonContext.Default.ErrorResponse, statusCode: 400);
+            return Results.Json(new ErrorResponse("state: expected firing, resolved, pending, withdrawn or all"), ApiJsonContext.Default.ErrorResponse, statusCode: 400);
         }
 
         var jvm = request.Query["jvm"].ToString();

@@ -8,7 +8,7 @@ namespace Apm.Server;
 /// <param name="Id">Stable id of the episode (<c>jvmId|ruleId|startedAt</c>).</param>
 /// <param name="JvmId">The JVM.</param>
 /// <param name="Rule">Rule id, e.g. <c>FinalizerBacklog</c>.</param>
-/// <param name="State"><c>pending</c>, <c>firing</c> or <c>resolved</c>.</param>
+/// <param name="State"><c>pending</c>, <c>firing</c>, <c>resolved</c> or <c>withdrawn</c>.</param>
 /// <param name="StartedAt">First breach.</param>
 /// <param name="FiredAt">When it fired; null while pending.</param>
 /// <param name="ResolvedAt">When it resolved; null until then.</param>
@@ -29,7 +29,11 @@ public sealed record AlertRecord(
     IReadOnlyDictionary<string, string> Evidence,
     string Host = "",
     string MainClass = "",
-    string? ReportId = null);
+    string? ReportId = null)
+{
+    /// <summary>What to do, in order of preference (the rule's suggested fixes; untrusted text only in that it is stored); may be empty.</summary>
+    public IReadOnlyList<string> SuggestedFixes { get; init; } = [];
+}
 
 /// <summary>
 /// Reads alerts from InfluxDB (<see cref="AlertSchema"/>): the latest point of every alert series within the lookback.
@@ -38,19 +42,23 @@ public sealed record AlertRecord(
 public sealed class AlertQueries(InfluxQueryClient influx)
 {
     /// <summary>The state filters <see cref="ListAsync"/> accepts.</summary>
-    public static readonly IReadOnlySet<string> States = new HashSet<string>(StringComparer.Ordinal) { "firing", "resolved", "pending", "all" };
+    public static readonly IReadOnlySet<string> States = new HashSet<string>(StringComparer.Ordinal) { "firing", "resolved", "pending", "withdrawn", "all" };
+
+    private const string Withdrawn = "withdrawn";
 
     /// <summary>How far back alerts are listed.</summary>
     public TimeSpan Lookback { get; init; } = TimeSpan.FromDays(30);
 
     /// <summary>
-    /// Alerts whose latest state matches <paramref name="state"/> (<c>firing</c>, <c>resolved</c>, <c>pending</c> or
-    /// <c>all</c>), optionally for one JVM; newest transition first. Throws <see cref="ArgumentException"/> on an unknown state.
+    /// Alerts whose latest state matches <paramref name="state"/> (<c>firing</c>, <c>resolved</c>, <c>pending</c>,
+    /// <c>withdrawn</c> or <c>all</c>), optionally for one JVM; newest transition first. <c>all</c> leaves out withdrawn
+    /// episodes (a pending alert that cleared before firing was never an alert). Throws <see cref="ArgumentException"/>
+    /// on an unknown state.
     /// </summary>
     public async Task<IReadOnlyList<AlertRecord>> ListAsync(string state, string? jvmId, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(state);
-        if (!States.Contains(state)) throw new ArgumentException($"state must be one of firing, resolved, pending, all; not '{state}'.", nameof(state));
+        if (!States.Contains(state)) throw new ArgumentException($"state must be one of firing, resolved, pending, withdrawn, all; not '{state}'.", nameof(state));
         var where = string.Create(CultureInfo.InvariantCulture, $"time > now() - {(long)Lookback.TotalSeconds}s");
         if (!string.IsNullOrEmpty(jvmId)) where += $" AND {InfluxQl.QuoteIdentifier(AlertSchema.JvmIdTag)} = {InfluxQl.QuoteString(jvmId)}";
         var query = $"SELECT * FROM {InfluxQl.QuoteIdentifier(AlertSchema.Measurement)} WHERE {where} " +
@@ -73,7 +81,7 @@ public sealed class AlertQueries(InfluxQueryClient influx)
         {
             if (s.Values.Count == 0) continue;
             var alert = Read(s);
-            if (alert is null || (state != "all" && alert.State != state)) continue;
+            if (alert is null || (state == "all" ? alert.State == Withdrawn : alert.State != state)) continue;
             list.Add((s.GetTime(0) ?? 0, reports.TryGetValue(alert.Id, out var r) ? alert with { ReportId = r } : alert));
         }
 
@@ -99,7 +107,10 @@ public sealed class AlertQueries(InfluxQueryClient influx)
             s.GetString(0, AlertSchema.SummaryField) ?? string.Empty,
             AlertSchema.ParseEvidence(s.GetString(0, AlertSchema.EvidenceField)),
             s.GetString(0, AlertSchema.HostTag) ?? string.Empty,
-            s.GetString(0, AlertSchema.MainClassField) ?? string.Empty);
+            s.GetString(0, AlertSchema.MainClassField) ?? string.Empty)
+        {
+            SuggestedFixes = AlertSchema.ParseFixes(s.GetString(0, AlertSchema.SuggestedFixesField)),
+        };
     }
 
     private static DateTimeOffset? Ms(long? ms) => ms is > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(ms.Value) : null;

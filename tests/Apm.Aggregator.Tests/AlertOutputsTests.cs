@@ -77,4 +77,34 @@ public sealed class AlertOutputsTests
         Assert.Equal(0, back.ResolvedUnixMs);
         Assert.Equal("v", back.Evidence["k"]);
     }
+
+    [Fact]
+    public void Suggested_fixes_reach_the_point_the_topic_message_and_the_mail()
+    {
+        string[] fixes = ["Upgrade the driver.", "Shorter \"query\" timeout.", "Timer.purge()"];
+        var e = Event(AlertState.Firing, new Dictionary<string, string>()) with { SuggestedFixes = fixes };
+
+        var lines = new LineProtocolBuilder();
+        AlertOutputs.AppendPoint(lines, e, null);
+        Assert.Contains("suggested_fixes=\"[\\\"Upgrade the driver.\\\",", lines.ToString(), StringComparison.Ordinal);
+        Assert.Equal(fixes, Apm.Alerts.AlertSchema.ParseFixes(Apm.Alerts.AlertSchema.FixesJson(fixes)));
+
+        var back = AlertTransition.Parser.ParseFrom(AlertOutputs.ToTransition(e, null).ToByteArray());
+        Assert.Equal(fixes, back.SuggestedFixes);
+
+        Assert.Equal(fixes, AlertOutputs.ToNotification(e, null)!.SuggestedFixes);
+    }
+
+    [Fact]
+    public void A_withdrawn_transition_is_stored_and_published_at_its_withdrawal_time_but_never_mailed()
+    {
+        var withdrawn = Event(AlertState.Pending, new Dictionary<string, string>()) with { State = AlertState.Withdrawn, ResolvedAt = Started.AddMinutes(2) };
+
+        Assert.Null(AlertOutputs.ToNotification(withdrawn, null));
+        Assert.Equal(Started.AddMinutes(2), AlertOutputs.TransitionTime(withdrawn));
+        Assert.Equal("withdrawn", AlertOutputs.ToTransition(withdrawn, null).State);
+        var lines = new LineProtocolBuilder();
+        AlertOutputs.AppendPoint(lines, withdrawn, null);
+        Assert.Contains("state=\"withdrawn\"", lines.ToString(), StringComparison.Ordinal);
+    }
 }

@@ -261,4 +261,39 @@ public sealed class RuleEngineTests
             },
         },
     };
+
+    [Fact]
+    public void The_collectors_kept_because_marks_reach_the_timer_rule()
+    {
+        var rules = new RuleSet(timerRetained: new TimerRetainedFinalizableOptions { Window = TimeSpan.FromMinutes(10), MinGrowth = 100 },
+            disabled: new HashSet<string> { RuleIds.GcOverhead, RuleIds.OldGenGrowth, RuleIds.FinalizerBacklog });
+        var engine = new RuleEngine(rules, new AlertingOptions { Lifecycle = new AlertTrackerOptions { ConsecutiveEvaluations = 1 } });
+        long[] finalizer = [1_000, 1_500, 2_300, 2_700];
+        var events = new List<AlertEvent>();
+        for (var i = 0; i < finalizer.Length; i++)
+        {
+            events.AddRange(engine.Observe(new CollectorMessage
+            {
+                Histogram = new ClassHistogramSample
+                {
+                    Jvm = Jvm(),
+                    TimeUnixNanos = Nanos(T0.AddMinutes(i)),
+                    FinalizerRegistered = finalizer[i],
+                    Rows =
+                    {
+                        new HistogramRow { ClassName = "java.lang.ref.Finalizer", Instances = finalizer[i], KeptBecause = "finalizer" },
+                        new HistogramRow { ClassName = "java.lang.Object", Instances = finalizer[i] - 100, KeptBecause = "finalizer-step,top-instances" },
+                        new HistogramRow { ClassName = "com.acme.Stmt", Instances = finalizer[i] - 200, KeptBecause = "finalizer-step" },
+                        // Only the collector's class hierarchy knows this is a TimerTask: its name says nothing.
+                        new HistogramRow { ClassName = "com.acme.Canceller", Instances = finalizer[i] - 300, KeptBecause = "timer-task,finalizer-step" },
+                    },
+                },
+            }));
+        }
+
+        var firing = Assert.Single(events, e => e.State == AlertState.Firing);
+        Assert.Equal("com.acme.Stmt", firing.Evidence["finalizableClass"]);
+        Assert.Equal("com.acme.Canceller", firing.Evidence["timerTaskClass"]);
+        Assert.NotEmpty(firing.SuggestedFixes);
+    }
 }

@@ -5,6 +5,26 @@ namespace Apm.Alerts.Tests;
 public sealed class MailCompositionTests
 {
     [Fact]
+    public void Suggested_fixes_appear_numbered_in_the_text_part_and_encoded_in_the_html_part()
+    {
+        var n = MailTestData.Notification() with { SuggestedFixes = ["Upgrade the JDBC driver.", "Call java.util.Timer.purge() <now> & then."] };
+
+        var content = AlertMail.Render(n, MailTestData.Dashboard);
+
+        Assert.Contains("Suggested fixes:\n  1. Upgrade the JDBC driver.\n  2. Call java.util.Timer.purge() <now> & then.\n", content.Text, StringComparison.Ordinal);
+        Assert.Contains("<h3>Suggested fixes</h3>\n<ol>\n<li>Upgrade the JDBC driver.</li>\n<li>Call java.util.Timer.purge() &lt;now&gt; &amp; then.</li>", content.Html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Without_suggested_fixes_there_is_no_fixes_section()
+    {
+        var content = AlertMail.Render(MailTestData.Notification(), MailTestData.Dashboard);
+
+        Assert.DoesNotContain("Suggested fixes", content.Text, StringComparison.Ordinal);
+        Assert.DoesNotContain("Suggested fixes", content.Html, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Firing_subject_names_state_rule_and_jvm()
     {
         var content = AlertMail.Render(MailTestData.Notification(), MailTestData.Dashboard);

@@ -48,12 +48,34 @@ public sealed class RulesAlertTrackerRestartTests
     }
 
     [Fact]
-    public void Restore_ignores_alerts_that_are_not_firing_and_keys_the_tracker_already_holds()
+    public void A_restored_pending_alert_is_withdrawn_under_its_id_when_it_clears_or_fires_under_it_when_breaches_go_on()
+    {
+        var t = RulesTestData.Now;
+        var pending = Assert.Single(new AlertTracker(new AlertTrackerOptions { ConsecutiveEvaluations = 3 }).Observe("jvm-1", RuleIds.GcOverhead, t, Breach));
+
+        var cleared = new AlertTracker(Options);
+        cleared.Restore(pending);
+        Assert.Equal(AlertState.Pending, Assert.Single(cleared.Active()).State);
+        var withdrawn = Assert.Single(cleared.Observe("jvm-1", RuleIds.GcOverhead, t.AddMinutes(1), Clear));
+        Assert.Equal(AlertState.Withdrawn, withdrawn.State);
+        Assert.Equal(pending.Id, withdrawn.Id);
+
+        var breached = new AlertTracker(new AlertTrackerOptions { ConsecutiveEvaluations = 3, For = TimeSpan.FromHours(1) });
+        breached.Restore(pending);
+        Assert.Empty(breached.Observe("jvm-1", RuleIds.GcOverhead, t.AddMinutes(1), Breach)); // the restored one counts as the first
+        var firing = Assert.Single(breached.Observe("jvm-1", RuleIds.GcOverhead, t.AddMinutes(2), Breach));
+        Assert.Equal(AlertState.Firing, firing.State);
+        Assert.Equal(pending.Id, firing.Id);
+    }
+
+    [Fact]
+    public void Restore_ignores_alerts_that_are_resolved_or_withdrawn_and_keys_the_tracker_already_holds()
     {
         var tracker = new AlertTracker(Options);
         var t = RulesTestData.Now;
-        var pending = new AlertEvent("a|b|c", "jvm-1", RuleIds.GcOverhead, AlertState.Pending, t, null, null, "s", new Dictionary<string, string>());
-        tracker.Restore(pending);
+        var done = new AlertEvent("a|b|c", "jvm-1", RuleIds.GcOverhead, AlertState.Resolved, t, t, t, "s", new Dictionary<string, string>());
+        tracker.Restore(done);
+        tracker.Restore(done with { State = AlertState.Withdrawn, FiredAt = null });
         Assert.Equal(0, tracker.Count);
 
         var live = tracker.Observe("jvm-1", RuleIds.GcOverhead, t, Breach).Single(e => e.State == AlertState.Firing);

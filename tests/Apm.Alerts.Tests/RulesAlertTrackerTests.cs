@@ -71,14 +71,54 @@ public sealed class RulesAlertTrackerTests
     }
 
     [Fact]
-    public void A_single_breach_stays_pending_and_is_dropped_without_firing()
+    public void A_single_breach_that_clears_before_firing_is_withdrawn_once_under_its_id_and_never_fires()
     {
         var run = new Run(new AlertTracker(Options));
 
-        run.Tick(Breach);
+        var pending = Assert.Single(run.Tick(Breach));
+        var withdrawn = Assert.Single(run.Tick(Clear));
         run.Ticks(30, Clear);
 
-        Assert.Equal(AlertState.Pending, Assert.Single(run.All).State);
+        Assert.Equal([AlertState.Pending, AlertState.Withdrawn], run.All.Select(e => e.State));
+        Assert.Equal(pending.Id, withdrawn.Id);
+        Assert.Equal(run.All[0].StartedAt + TimeSpan.FromMinutes(1), withdrawn.ResolvedAt);
+        Assert.Null(withdrawn.FiredAt);
+        Assert.Empty(run.Tracker.Active());
+        // No cool-down after a withdrawal: nobody was told, so the next breach starts a new episode at once.
+        Assert.Equal(AlertState.Pending, Assert.Single(run.Tick(Breach)).State);
+    }
+
+    [Fact]
+    public void A_pending_alert_of_a_JVM_that_exits_is_withdrawn_and_a_firing_one_resolved()
+    {
+        var tracker = new AlertTracker(Options);
+        var t = RulesTestData.Now;
+        tracker.Observe("jvm-1", RuleIds.GcOverhead, t, Breach);
+        for (var i = 0; i < 3; i++) tracker.Observe("jvm-1", RuleIds.FinalizerBacklog, t.AddMinutes(i), Breach);
+
+        var events = tracker.Retire("jvm-1", t.AddMinutes(5), "The JVM exited.");
+
+        Assert.Equal(AlertState.Withdrawn, Assert.Single(events, e => e.Rule == RuleIds.GcOverhead).State);
+        Assert.Equal(AlertState.Resolved, Assert.Single(events, e => e.Rule == RuleIds.FinalizerBacklog).State);
+        Assert.All(events, e => Assert.Equal(t.AddMinutes(5), e.ResolvedAt));
+    }
+
+    [Fact]
+    public void Suggested_fixes_of_the_rule_reach_the_pending_firing_and_resolved_events_and_survive_a_restore()
+    {
+        string[] fixes = ["Upgrade the JDBC driver.", "Use a shorter query timeout.", "Call java.util.Timer.purge()."];
+        var breach = new RuleResult(true, "timer keeps statements", new Dictionary<string, string>(), fixes);
+        var run = new Run(new AlertTracker(Options));
+
+        run.Ticks(3, breach);
+        run.Ticks(11, Clear);
+
+        Assert.Equal([AlertState.Pending, AlertState.Firing, AlertState.Resolved], run.All.Select(e => e.State));
+        Assert.All(run.All, e => Assert.Equal(fixes, e.SuggestedFixes));
+
+        var restored = new AlertTracker(Options);
+        restored.Restore(run.All[1]);
+        Assert.Equal(fixes, Assert.Single(restored.Active()).SuggestedFixes);
     }
 
     [Fact]

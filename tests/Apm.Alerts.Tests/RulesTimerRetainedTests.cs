@@ -130,4 +130,111 @@ public sealed class RulesTimerRetainedTests
 
         Assert.False(result.Breached);
     }
+
+    // Each TimerTask holds a java.lang.Object as its lock, so Object grows exactly as the tasks (and Finalizer) do.
+    private static readonly long[] ObjectOneToOne = [2_000, 2_500, 3_200, 3_500, 4_150, 4_600];
+
+    private static List<HistogramObservation> Marked(List<HistogramObservation> histograms, params (string Class, HistogramMarks Marks)[] marks) =>
+        histograms.Select(h => h with { Marks = marks.ToDictionary(m => m.Class, m => m.Marks, StringComparer.Ordinal) }).ToList();
+
+    [Fact]
+    public void Java_lang_Object_growing_one_to_one_with_Finalizer_is_never_named_as_the_finalizable_class()
+    {
+        // Object's growth ratio is exactly 1 (the statement's is not) and the task is task-like by name: before the fix Object won.
+        var state = RulesTestData.Histograms(RulesTestData.HistogramSeries(
+            Finalizer,
+            ("java.lang.Object", ObjectOneToOne),
+            ("org.h2.jdbc.JdbcStatement", [9_000, 9_490, 10_185, 10_480, 11_120, 11_565]),
+            ("org.h2.util.CancelTimerTask", [8_950, 9_452, 10_148, 10_451, 11_097, 11_551])));
+
+        var result = new TimerRetainedFinalizableRule().Evaluate(state);
+
+        Assert.True(result.Breached, result.Summary);
+        Assert.Equal("org.h2.jdbc.JdbcStatement", result.Evidence["finalizableClass"]);
+        Assert.Equal("org.h2.util.CancelTimerTask", result.Evidence["timerTaskClass"]);
+        Assert.DoesNotContain("java.lang.Object", result.Summary, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Object_and_a_timer_task_growing_in_step_without_a_finalizable_class_do_not_breach()
+    {
+        var state = RulesTestData.Histograms(RulesTestData.HistogramSeries(
+            Finalizer,
+            ("java.lang.Object", ObjectOneToOne),
+            ("com.acme.jobs.RefreshTask", [100, 600, 1_300, 1_600, 2_250, 2_700])));
+
+        var result = new TimerRetainedFinalizableRule().Evaluate(state);
+
+        Assert.False(result.Breached, result.Summary);
+        Assert.False(result.Evidence.ContainsKey("finalizableClass"));
+    }
+
+    [Fact]
+    public void A_class_with_more_instances_than_there_are_Finalizers_is_not_the_finalizable_class()
+    {
+        // com.acme.Lock grows 1:1 (ratio exactly 1) but always has more instances than Finalizer: not finalizable.
+        var state = RulesTestData.Histograms(RulesTestData.HistogramSeries(
+            Finalizer,
+            ("com.acme.Lock", [60_000, 60_500, 61_200, 61_500, 62_150, 62_600]),
+            ("com.acme.db.Stmt", [9_000, 9_490, 10_185, 10_480, 11_120, 11_565]),
+            ("com.acme.db.CancelTask", [8_950, 9_452, 10_148, 10_451, 11_097, 11_551])));
+
+        var result = new TimerRetainedFinalizableRule().Evaluate(state);
+
+        Assert.True(result.Breached, result.Summary);
+        Assert.Equal("com.acme.db.Stmt", result.Evidence["finalizableClass"]);
+    }
+
+    [Fact]
+    public void The_collectors_timer_task_mark_finds_a_task_class_no_name_rule_would_and_overrides_names()
+    {
+        // "Canceller" neither ends with Task nor is nested in the statement class; "FlushTask" looks like a task by name
+        // and grows in step too, but the collector's class hierarchy says only Canceller is a java.util.TimerTask.
+        var histograms = RulesTestData.HistogramSeries(
+            Finalizer,
+            ("com.acme.db.Stmt", [9_000, 9_490, 10_185, 10_480, 11_120, 11_565]),
+            ("com.acme.db.Canceller", [8_950, 9_452, 10_148, 10_451, 11_097, 11_551]),
+            ("com.acme.jobs.FlushTask", [3_000, 3_520, 4_240, 4_550, 5_220, 5_680]));
+
+        var unmarked = new TimerRetainedFinalizableRule().Evaluate(RulesTestData.Histograms(histograms));
+        Assert.Equal("com.acme.jobs.FlushTask", unmarked.Evidence["timerTaskClass"]); // the name heuristics' choice
+
+        var marked = new TimerRetainedFinalizableRule().Evaluate(RulesTestData.Histograms(Marked(histograms, ("com.acme.db.Canceller", HistogramMarks.TimerTask))));
+
+        Assert.True(marked.Breached, marked.Summary);
+        Assert.Equal("com.acme.db.Stmt", marked.Evidence["finalizableClass"]);
+        Assert.Equal("com.acme.db.Canceller", marked.Evidence["timerTaskClass"]);
+    }
+
+    [Fact]
+    public void A_class_the_collector_saw_in_the_finalization_queue_is_preferred_as_the_finalizable_class()
+    {
+        // com.acme.Wrapper grows exactly 1:1, com.acme.db.Stmt a little less, but only Stmt was seen in the queue.
+        var histograms = RulesTestData.HistogramSeries(
+            Finalizer,
+            ("com.acme.Wrapper", [5_000, 5_500, 6_200, 6_500, 7_150, 7_600]),
+            ("com.acme.db.Stmt", [9_000, 9_490, 10_185, 10_480, 11_120, 11_565]),
+            ("com.acme.db.CancelTask", [8_950, 9_452, 10_148, 10_451, 11_097, 11_551]));
+        Assert.Equal("com.acme.Wrapper", new TimerRetainedFinalizableRule().Evaluate(RulesTestData.Histograms(histograms)).Evidence["finalizableClass"]);
+
+        var result = new TimerRetainedFinalizableRule().Evaluate(RulesTestData.Histograms(Marked(
+            histograms,
+            ("com.acme.db.Stmt", HistogramMarks.FinalizerQueue | HistogramMarks.FinalizerStep),
+            ("com.acme.Wrapper", HistogramMarks.FinalizerStep),
+            ("com.acme.db.CancelTask", HistogramMarks.TimerTask))));
+
+        Assert.True(result.Breached, result.Summary);
+        Assert.Equal("com.acme.db.Stmt", result.Evidence["finalizableClass"]);
+        Assert.Equal("com.acme.db.CancelTask", result.Evidence["timerTaskClass"]);
+    }
+
+    [Fact]
+    public void Kept_because_lists_are_read_into_marks_and_unknown_reasons_are_ignored()
+    {
+        Assert.Equal(HistogramMarks.TimerTask | HistogramMarks.FinalizerStep, HistogramMarkParser.Parse("top-bytes, timer-task,finalizer-step,future-reason"));
+        Assert.Equal(HistogramMarks.FinalizerQueue, HistogramMarkParser.Parse("finalizer-queue"));
+        Assert.Equal(HistogramMarks.None, HistogramMarkParser.Parse(""));
+        Assert.Equal(HistogramMarks.None, HistogramMarkParser.Parse(null));
+        Assert.Equal(HistogramMarks.None, HistogramMarkParser.Parse(",,watch"));
+    }
 }

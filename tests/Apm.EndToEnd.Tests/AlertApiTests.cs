@@ -70,29 +70,75 @@ public sealed class AlertApiTests
     }
 
     [Fact]
-    public async Task A_restarted_aggregator_restores_the_firing_alerts_and_resolves_them_under_their_original_id()
+    public async Task A_pending_alert_that_clears_before_firing_leaves_the_pending_list_and_its_fixes_are_listed()
+    {
+        await using var pipeline = await Pipeline.StartAsync();
+        var api = await pipeline.StartApiAsync();
+        var jvm = new JvmIdentity { JvmId = "withdraw:1:1", Host = "h", MainClass = "M" };
+        var tracker = new AlertTracker(new AlertTrackerOptions { ConsecutiveEvaluations = 3 });
+        string[] fixes = ["Upgrade the driver.", "Use a <shorter> query timeout."];
+        var breach = new RuleResult(true, "timer keeps statements", new Dictionary<string, string> { ["k"] = "v" }, fixes);
+        var clear = new RuleResult(false, "fine", new Dictionary<string, string>(), []);
+        var t0 = DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.AddMinutes(-10).ToUnixTimeMilliseconds());
+
+        async Task StoreAsync(IReadOnlyList<AlertEvent> events)
+        {
+            var lines = new LineProtocolBuilder();
+            foreach (var e in events) AlertOutputs.AppendPoint(lines, e, jvm);
+            using var writer = new InfluxWriter(pipeline.InfluxOptions);
+            await writer.WriteAsync(lines.ToString());
+        }
+
+        // One breach: pending, stored, listed as pending with the rule's fixes.
+        await StoreAsync(tracker.Observe(jvm.JvmId, RuleIds.TimerRetainedFinalizable, t0, breach));
+        var pending = Assert.Single((await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=pending")).EnumerateArray());
+        Assert.Equal(fixes, pending.GetProperty("suggestedFixes").EnumerateArray().Select(f => f.GetString()));
+
+        // It clears before firing: the tracker withdraws it, the withdrawn point is stored, and it leaves the pending list
+        // (and "all", since it never was an alert); state=withdrawn still shows it for whoever wants to know.
+        var withdrawn = tracker.Observe(jvm.JvmId, RuleIds.TimerRetainedFinalizable, t0.AddMinutes(1), clear);
+        Assert.Equal(AlertState.Withdrawn, Assert.Single(withdrawn).State);
+        await StoreAsync(withdrawn);
+        Assert.Equal(0, (await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=pending")).GetArrayLength());
+        Assert.Equal(0, (await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=all")).GetArrayLength());
+        var listed = Assert.Single((await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=withdrawn")).EnumerateArray());
+        Assert.Equal(pending.GetProperty("id").GetString(), listed.GetProperty("id").GetString());
+        Assert.Equal(t0.AddMinutes(1), listed.GetProperty("resolvedAt").GetDateTimeOffset());
+        Assert.Equal(JsonValueKind.Null, listed.GetProperty("firedAt").ValueKind);
+        // A withdrawn episode is not restored either.
+        Assert.Empty(await AlertRestore.LoadActiveAsync(pipeline.Query, TimeSpan.FromDays(1), CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_restarted_aggregator_restores_the_firing_and_pending_alerts_and_ends_them_under_their_original_ids()
     {
         await using var pipeline = await Pipeline.StartAsync();
         var t0 = DateTimeOffset.FromUnixTimeMilliseconds(DateTimeOffset.UtcNow.AddMinutes(-10).ToUnixTimeMilliseconds());
         var jvm = new JvmIdentity { JvmId = "restore:1:1", Host = "h", MainClass = "M" };
         var evidence = new Dictionary<string, string> { ["topClasses"] = "com.x.Res (9)" };
         var firing = new AlertEvent($"restore:1:1|FinalizerBacklog|{t0.UtcDateTime:yyyy-MM-ddTHH:mm:ss.fffZ}", jvm.JvmId, RuleIds.FinalizerBacklog,
-            AlertState.Firing, t0, t0.AddMinutes(1), null, "queue grows", evidence);
+            AlertState.Firing, t0, t0.AddMinutes(1), null, "queue grows", evidence) { SuggestedFixes = ["Purge it."] };
         var lines = new LineProtocolBuilder();
         AlertOutputs.AppendPoint(lines, firing with { State = AlertState.Pending, FiredAt = null }, jvm);
         AlertOutputs.AppendPoint(lines, firing, jvm);
-        // Another episode that already resolved, and one still pending: neither is restored.
+        // Another episode that already resolved (not restored), and one still pending (restored as pending).
         var done = firing with { Id = "restore:1:1|GcOverhead|x", Rule = RuleIds.GcOverhead, State = AlertState.Resolved, ResolvedAt = t0.AddMinutes(5) };
         AlertOutputs.AppendPoint(lines, done with { State = AlertState.Firing, ResolvedAt = null }, jvm);
         AlertOutputs.AppendPoint(lines, done, jvm);
         AlertOutputs.AppendPoint(lines, firing with { Id = "restore:1:1|OldGenGrowth|y", Rule = RuleIds.OldGenGrowth, State = AlertState.Pending, FiredAt = null }, jvm);
         using (var writer = new InfluxWriter(pipeline.InfluxOptions)) await writer.WriteAsync(lines.ToString());
 
-        var restored = Assert.Single(await AlertRestore.LoadFiringAsync(pipeline.Query, TimeSpan.FromDays(1), CancellationToken.None));
+        var active = await AlertRestore.LoadActiveAsync(pipeline.Query, TimeSpan.FromDays(1), CancellationToken.None);
+        Assert.Equal(2, active.Count);
+        var pending = Assert.Single(active, a => a.State == AlertState.Pending);
+        Assert.Equal("restore:1:1|OldGenGrowth|y", pending.Id);
+        Assert.Null(pending.FiredAt);
+        var restored = Assert.Single(active, a => a.State == AlertState.Firing);
         Assert.Equal(firing.Id, restored.Id);
         Assert.Equal(t0, restored.StartedAt);
         Assert.Equal(t0.AddMinutes(1), restored.FiredAt);
         Assert.Equal("com.x.Res (9)", restored.Evidence["topClasses"]);
+        Assert.Equal(["Purge it."], restored.SuggestedFixes);
 
         // The new instance's engine: the queue is empty now, so once it has enough readings the alert resolves, once.
         var engine = new RuleEngine(

@@ -73,6 +73,12 @@ public sealed class AlertMailTests(ITestOutputHelper output)
             Assert.Equal(StatementClass, timerAlert.GetProperty("evidence").GetProperty("finalizableClass").GetString());
             Assert.Equal(TaskClass, timerAlert.GetProperty("evidence").GetProperty("timerTaskClass").GetString());
             Assert.True(timerAlert.TryGetProperty("firedAt", out var firedAt) && firedAt.ValueKind == JsonValueKind.String);
+            // The rule's suggested fixes are stored with the alert and listed by the API.
+            var apiFixes = timerAlert.GetProperty("suggestedFixes").EnumerateArray().Select(f => f.GetString()!).ToList();
+            Assert.Equal(3, apiFixes.Count);
+            Assert.Contains(apiFixes, f => f.Contains("Upgrade the JDBC driver", StringComparison.Ordinal));
+            Assert.Contains(apiFixes, f => f.Contains("shorter query timeout", StringComparison.Ordinal));
+            Assert.Contains(apiFixes, f => f.Contains("Timer.purge()", StringComparison.Ordinal));
             var backlogAlert = firing.EnumerateArray().Single(a => a.GetProperty("rule").GetString() == "FinalizerBacklog" && a.GetProperty("jvmId").GetString() == slowId);
             var backlogId = backlogAlert.GetProperty("id").GetString()!;
             Assert.Contains("SlowFinalizerResource", backlogAlert.GetProperty("evidence").GetProperty("topClasses").GetString(), StringComparison.Ordinal);
@@ -101,6 +107,14 @@ public sealed class AlertMailTests(ITestOutputHelper output)
             Assert.Contains("/jvm?id=" + Uri.EscapeDataString(leakId), timerText, StringComparison.Ordinal);
             var timerHtml = timerMail.Part("text/html")!;
             Assert.Contains(StatementClass, timerHtml, StringComparison.Ordinal);
+            // Both parts carry the suggested fixes: driver upgrade, shorter query timeout, Timer.purge().
+            Assert.Contains("Suggested fixes:", timerText, StringComparison.Ordinal);
+            Assert.Contains("<h3>Suggested fixes</h3>", timerHtml, StringComparison.Ordinal);
+            Assert.All(apiFixes, f =>
+            {
+                Assert.Contains(f, timerText, StringComparison.Ordinal);
+                Assert.Contains(System.Net.WebUtility.HtmlEncode(f), timerHtml, StringComparison.Ordinal);
+            });
 
             var backlogText = backlogMail!.Part("text/plain")!;
             Assert.Contains("SlowFinalizer", backlogMail.Subject, StringComparison.Ordinal);
@@ -140,7 +154,8 @@ public sealed class AlertMailTests(ITestOutputHelper output)
             var transitions = ReadAlertTopic(pipeline.KafkaOptions);
             Assert.Contains(transitions, t => t.AlertId == backlogId && t.State == "firing");
             Assert.Contains(transitions, t => t.AlertId == backlogId && t.State == "resolved" && t.ResolvedUnixMs > 0);
-            Assert.Contains(transitions, t => t.Rule == "TimerRetainedFinalizable" && t.Jvm.JvmId == leakId && t.Evidence["timerTaskClass"] == TaskClass);
+            Assert.Contains(transitions, t => t.Rule == "TimerRetainedFinalizable" && t.Jvm.JvmId == leakId && t.Evidence["timerTaskClass"] == TaskClass
+                && t.State == "firing" && t.SuggestedFixes.SequenceEqual(apiFixes));
 
             // The loop closed: the timer alert asked the collector for a heap dump, the collector triaged it, the report came
             // back over Kafka, the aggregator stored it, the API lists it and links the alert to it, and a follow-up mail

@@ -26,13 +26,57 @@ public sealed class SmtpServer : IDisposable
 
     private readonly string? _tlsCert;
     private readonly string? _tlsKey;
+    private readonly (string User, string Password)? _login;
+    private DirectoryInfo? _scriptDir;
 
-    private SmtpServer(int port, string? tlsCert = null, string? tlsKey = null)
+    private SmtpServer(int port, string? tlsCert = null, string? tlsKey = null, (string User, string Password)? login = null)
     {
         Port = port;
         _tlsCert = tlsCert;
         _tlsKey = tlsKey;
+        _login = login;
     }
+
+    /// <summary>
+    /// A small aiosmtpd program (Debian's module, run by its interpreter) that requires AUTH (LOGIN or PLAIN) before MAIL
+    /// and accepts only the given user and password: over plain TCP (auth_require_tls=False), or with a certificate
+    /// (APM_TEST_SMTP_TLSCERT/KEY) requiring STARTTLS first. It prints every message the
+    /// way the Debugging handler does, and one line per login attempt ("AUTH LOGIN ok user" / "AUTH LOGIN refused user")
+    /// into <see cref="Log"/>; passwords are never printed.
+    /// </summary>
+    private const string LoginScript = """
+        import os, sys, threading
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.handlers import Debugging
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        host, port = sys.argv[1], int(sys.argv[2])
+        user = os.environ["APM_TEST_SMTP_USER"].encode()
+        password = os.environ["APM_TEST_SMTP_PASSWORD"].encode()
+
+        def authenticator(server, session, envelope, mechanism, auth_data):
+            ok = isinstance(auth_data, LoginPassword) and auth_data.login == user and auth_data.password == password
+            login = auth_data.login.decode(errors="replace") if isinstance(auth_data, LoginPassword) else "?"
+            print("AUTH %s %s %s" % (mechanism, "ok" if ok else "refused", login), file=sys.stderr, flush=True)
+            return AuthResult(success=ok, handled=False)
+
+        class Handler(Debugging):
+            # System.Net.Mail sends "AUTH login ..." and aiosmtpd 1.4 matches mechanism names case-sensitively.
+            async def auth_login(self, server, args):
+                return await server.auth_LOGIN(server, args)
+
+        tls = {}
+        if os.environ.get("APM_TEST_SMTP_TLSCERT"):
+            import ssl
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(os.environ["APM_TEST_SMTP_TLSCERT"], os.environ["APM_TEST_SMTP_TLSKEY"])
+            tls = dict(tls_context=context, require_starttls=True)
+
+        controller = Controller(Handler(sys.stdout), hostname=host, port=port, authenticator=authenticator,
+                                auth_required=True, auth_require_tls=bool(tls), **tls)
+        controller.start()
+        threading.Event().wait()
+        """;
 
     /// <summary>The SMTP port on 127.0.0.1.</summary>
     public int Port { get; }
@@ -71,6 +115,25 @@ public sealed class SmtpServer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Starts a server that requires login with <paramref name="user"/> and <paramref name="password"/> (see
+    /// <see cref="LoginScript"/>); with a certificate and key (PEM) it requires STARTTLS before the login.
+    /// </summary>
+    public static async Task<SmtpServer> StartWithLoginAsync(string user, string password, string? tlsCert = null, string? tlsKey = null)
+    {
+        var server = new SmtpServer(FreePort.Next(), tlsCert, tlsKey, (user, password));
+        try
+        {
+            await server.StartAsync().ConfigureAwait(false);
+            return server;
+        }
+        catch
+        {
+            server.Dispose();
+            throw;
+        }
+    }
+
     /// <summary>Starts the server (again) on <see cref="Port"/>; throws with its output when it does not come up.</summary>
     public async Task StartAsync()
     {
@@ -83,13 +146,31 @@ public sealed class SmtpServer : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { "-u", "-m", "aiosmtpd", "-n", "-l", $"{Host}:{Port}" }) psi.ArgumentList.Add(a);
-        if (_tlsCert is not null && _tlsKey is not null)
+        if (_login is { } login)
         {
-            foreach (var a in new[] { "--tlscert", _tlsCert, "--tlskey", _tlsKey }) psi.ArgumentList.Add(a);
+            _scriptDir ??= Directory.CreateTempSubdirectory("apm-smtp-login-");
+            var script = Path.Combine(_scriptDir.FullName, "login_smtpd.py");
+            await File.WriteAllTextAsync(script, LoginScript).ConfigureAwait(false);
+            foreach (var a in new[] { "-u", script, Host, Port.ToString(System.Globalization.CultureInfo.InvariantCulture) }) psi.ArgumentList.Add(a);
+            psi.Environment["APM_TEST_SMTP_USER"] = login.User;
+            psi.Environment["APM_TEST_SMTP_PASSWORD"] = login.Password;
+            if (_tlsCert is not null && _tlsKey is not null)
+            {
+                psi.Environment["APM_TEST_SMTP_TLSCERT"] = _tlsCert;
+                psi.Environment["APM_TEST_SMTP_TLSKEY"] = _tlsKey;
+            }
+        }
+        else
+        {
+            foreach (var a in new[] { "-u", "-m", "aiosmtpd", "-n", "-l", $"{Host}:{Port}" }) psi.ArgumentList.Add(a);
+            if (_tlsCert is not null && _tlsKey is not null)
+            {
+                foreach (var a in new[] { "--tlscert", _tlsCert, "--tlskey", _tlsKey }) psi.ArgumentList.Add(a);
+            }
+
+            foreach (var a in new[] { "-c", "aiosmtpd.handlers.Debugging" }) psi.ArgumentList.Add(a);
         }
 
-        foreach (var a in new[] { "-c", "aiosmtpd.handlers.Debugging" }) psi.ArgumentList.Add(a);
         psi.Environment["PYTHONUNBUFFERED"] = "1";
         var process = new Process { StartInfo = psi, EnableRaisingEvents = true };
         process.OutputDataReceived += (_, e) => OnLine(e.Data);
@@ -160,6 +241,23 @@ public sealed class SmtpServer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Waits until <see cref="Log"/> contains <paramref name="text"/> (its stderr is read asynchronously, so a line can
+    /// arrive after the client saw the answer); returns false after <paramref name="timeout"/> (10 s by default, a guard
+    /// against hangs).
+    /// </summary>
+    public async Task<bool> WaitForLogAsync(string text, TimeSpan? timeout = null)
+    {
+        var clock = Stopwatch.StartNew();
+        while (!Log().Contains(text, StringComparison.Ordinal))
+        {
+            if (clock.Elapsed > (timeout ?? TimeSpan.FromSeconds(10))) return false;
+            await Task.Delay(20).ConfigureAwait(false);
+        }
+
+        return true;
+    }
+
     /// <summary>The server's stderr (startup errors, tracebacks).</summary>
     public string Log()
     {
@@ -172,6 +270,8 @@ public sealed class SmtpServer : IDisposable
         Stop();
         _process?.Dispose();
         _process = null;
+        _scriptDir?.Delete(recursive: true);
+        _scriptDir = null;
     }
 
     private async Task<bool> CanConnectAsync()

@@ -12,7 +12,7 @@ namespace Apm.Aggregator.Alerting;
 /// <summary>The forms an alert transition leaves the aggregator in: an InfluxDB point, a Kafka message, an e-mail.</summary>
 public static class AlertOutputs
 {
-    /// <summary>When the transition happened: started, fired or resolved time by state.</summary>
+    /// <summary>When the transition happened: started, fired or resolved (withdrawn) time by state.</summary>
     public static DateTimeOffset TransitionTime(AlertEvent e)
     {
         ArgumentNullException.ThrowIfNull(e);
@@ -20,6 +20,7 @@ public static class AlertOutputs
         {
             AlertState.Firing => e.FiredAt ?? e.StartedAt,
             AlertState.Resolved => e.ResolvedAt ?? e.FiredAt ?? e.StartedAt,
+            AlertState.Withdrawn => e.ResolvedAt ?? e.StartedAt,
             _ => e.StartedAt,
         };
     }
@@ -29,6 +30,7 @@ public static class AlertOutputs
     {
         AlertState.Pending => "pending",
         AlertState.Firing => AlertNotification.Firing,
+        AlertState.Withdrawn => "withdrawn",
         _ => AlertNotification.Resolved,
     };
 
@@ -45,6 +47,7 @@ public static class AlertOutputs
             .Field(AlertSchema.StateField, StateName(e.State))
             .Field(AlertSchema.SummaryField, e.Summary)
             .Field(AlertSchema.EvidenceField, EvidenceJson(e.Evidence))
+            .Field(AlertSchema.SuggestedFixesField, AlertSchema.FixesJson(e.SuggestedFixes))
             .Field(AlertSchema.StartedAtField, e.StartedAt.ToUnixTimeMilliseconds())
             .Field(AlertSchema.FiredAtField, e.FiredAt?.ToUnixTimeMilliseconds() ?? 0)
             .Field(AlertSchema.ResolvedAtField, e.ResolvedAt?.ToUnixTimeMilliseconds() ?? 0)
@@ -70,14 +73,15 @@ public static class AlertOutputs
             Summary = e.Summary,
         };
         foreach (var (k, v) in e.Evidence) t.Evidence[k] = v;
+        t.SuggestedFixes.Add(e.SuggestedFixes);
         return t;
     }
 
-    /// <summary>The e-mail for a firing or resolved transition; null for pending (nobody is told about those).</summary>
+    /// <summary>The e-mail for a firing or resolved transition; null for pending and withdrawn (nobody is told about those).</summary>
     public static AlertNotification? ToNotification(AlertEvent e, JvmIdentity? jvm)
     {
         ArgumentNullException.ThrowIfNull(e);
-        if (e.State == AlertState.Pending) return null;
+        if (e.State is AlertState.Pending or AlertState.Withdrawn) return null;
         var name = jvm is null || string.IsNullOrEmpty(jvm.MainClass)
             ? e.JvmId
             : string.Create(CultureInfo.InvariantCulture, $"{jvm.MainClass} (pid {jvm.Pid} on {jvm.Host})");
@@ -95,7 +99,10 @@ public static class AlertOutputs
             e.ResolvedAt,
             e.Summary,
             evidence,
-            TopClasses(e.Evidence));
+            TopClasses(e.Evidence))
+        {
+            SuggestedFixes = e.SuggestedFixes,
+        };
     }
 
     /// <summary>The classes an alert is about: the timer pattern's two classes, or the backlog's top classes.</summary>

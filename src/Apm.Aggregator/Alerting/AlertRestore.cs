@@ -6,14 +6,14 @@ using Apm.Influx;
 namespace Apm.Aggregator.Alerting;
 
 /// <summary>
-/// Reads the alerts whose latest stored state is firing, so a restarted aggregator puts them back into its tracker:
-/// they then resolve (with their original id) when the data clears, instead of staying "firing" forever in the store
-/// while a second episode fires and mails again.
+/// Reads the alerts whose latest stored state is firing or pending, so a restarted aggregator (or the one that takes
+/// over a partition) puts them back into its tracker: they then resolve, fire or are withdrawn under their original id
+/// when the data says so, instead of staying "firing" or "pending" forever in the store while a second episode starts.
 /// </summary>
 public static class AlertRestore
 {
-    /// <summary>Firing alerts whose last transition lies within <paramref name="lookback"/>; one query.</summary>
-    public static async Task<IReadOnlyList<AlertEvent>> LoadFiringAsync(InfluxQueryClient influx, TimeSpan lookback, CancellationToken ct)
+    /// <summary>Firing and pending alerts whose last transition lies within <paramref name="lookback"/>; one query.</summary>
+    public static async Task<IReadOnlyList<AlertEvent>> LoadActiveAsync(InfluxQueryClient influx, TimeSpan lookback, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(influx);
         var query = string.Create(CultureInfo.InvariantCulture,
@@ -23,15 +23,20 @@ public static class AlertRestore
         var list = new List<AlertEvent>();
         foreach (var s in result.Series)
         {
-            if (s.Values.Count == 0 || s.GetString(0, AlertSchema.StateField) != "firing") continue;
+            var state = s.Values.Count == 0 ? null : s.GetString(0, AlertSchema.StateField);
+            if (state is not ("firing" or "pending")) continue;
             var id = s.Tags.GetValueOrDefault(AlertSchema.AlertIdTag);
             var jvm = s.GetString(0, AlertSchema.JvmIdTag);
             var rule = s.GetString(0, AlertSchema.RuleTag);
             if (string.IsNullOrEmpty(id) || string.IsNullOrEmpty(jvm) || string.IsNullOrEmpty(rule)) continue;
             var started = DateTimeOffset.FromUnixTimeMilliseconds(s.GetInt64(0, AlertSchema.StartedAtField) ?? 0);
-            var fired = s.GetInt64(0, AlertSchema.FiredAtField) is long f and > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(f) : started;
-            list.Add(new AlertEvent(id, jvm, rule, AlertState.Firing, started, fired, null,
-                s.GetString(0, AlertSchema.SummaryField) ?? string.Empty, AlertSchema.ParseEvidence(s.GetString(0, AlertSchema.EvidenceField))));
+            DateTimeOffset? fired = state == "pending" ? null
+                : s.GetInt64(0, AlertSchema.FiredAtField) is long f and > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(f) : started;
+            list.Add(new AlertEvent(id, jvm, rule, state == "pending" ? AlertState.Pending : AlertState.Firing, started, fired, null,
+                s.GetString(0, AlertSchema.SummaryField) ?? string.Empty, AlertSchema.ParseEvidence(s.GetString(0, AlertSchema.EvidenceField)))
+            {
+                SuggestedFixes = AlertSchema.ParseFixes(s.GetString(0, AlertSchema.SuggestedFixesField)),
+            });
         }
 
         return list;

@@ -17,10 +17,11 @@ public sealed record AlertSink(RuleEngine Engine, Action<AlertNotification>? Mai
     public IReadOnlySet<string> HeapDumpRules { get; init; } = new HashSet<string>(StringComparer.Ordinal);
 
     /// <summary>
-    /// Reads the alerts whose stored state is firing; called whenever this instance is assigned partitions (at start and
-    /// after every rebalance) so that alerts it takes over resolve under their id instead of firing again. Null = none.
+    /// Reads the alerts whose stored state is firing or pending; called whenever this instance is assigned partitions (at
+    /// start and after every rebalance) so that alerts it takes over resolve, fire or are withdrawn under their id instead
+    /// of starting again. Null = none.
     /// </summary>
-    public Func<CancellationToken, Task<IReadOnlyList<AlertEvent>>>? LoadFiring { get; init; }
+    public Func<CancellationToken, Task<IReadOnlyList<AlertEvent>>>? LoadActive { get; init; }
 
     /// <summary>A dump command not started within this is refused by the collector.</summary>
     public TimeSpan HeapDumpExpiry { get; init; } = TimeSpan.FromMinutes(10);

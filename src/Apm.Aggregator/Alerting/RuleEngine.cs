@@ -134,7 +134,10 @@ public sealed class RuleEngine
                 var h = message.Histogram;
                 var w = Window(h.Jvm, partition);
                 var t = Time(h.TimeUnixNanos);
-                w.Histograms.Add(new HistogramObservation(t, h.FinalizerRegistered, h.Rows.Select(r => (r.ClassName, r.Instances, r.Bytes)).ToList()));
+                w.Histograms.Add(new HistogramObservation(t, h.FinalizerRegistered, h.Rows.Select(r => (r.ClassName, r.Instances, r.Bytes)).ToList())
+                {
+                    Marks = Marks(h),
+                });
                 Trim(w.Histograms, t - _rules.HistogramWindow);
                 w.HistogramVersion++;
                 return Evaluate(w, t);
@@ -310,6 +313,21 @@ public sealed class RuleEngine
         }
 
         return new WindowKey(version, first, last);
+    }
+
+    /// <summary>The rows the collector marked (timer task, finalizable, in step with Finalizer); null when none is.</summary>
+    private static Dictionary<string, HistogramMarks>? Marks(ClassHistogramSample h)
+    {
+        Dictionary<string, HistogramMarks>? marks = null;
+        foreach (var r in h.Rows)
+        {
+            var m = HistogramMarkParser.Parse(r.KeptBecause);
+            if (m == HistogramMarks.None) continue;
+            marks ??= new Dictionary<string, HistogramMarks>(StringComparer.Ordinal);
+            marks[r.ClassName] = marks.GetValueOrDefault(r.ClassName) | m;
+        }
+
+        return marks;
     }
 
     private static DateTimeOffset Time(long unixNanos) => DateTimeOffset.FromUnixTimeMilliseconds(unixNanos / 1_000_000);

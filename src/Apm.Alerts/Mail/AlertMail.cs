@@ -115,6 +115,12 @@ public static class AlertMail
             foreach (var c in n.TopClasses) sb.Append("  ").Append(c).Append('\n');
         }
 
+        if (n.SuggestedFixes.Count > 0)
+        {
+            sb.Append("\nSuggested fixes:\n");
+            for (var i = 0; i < n.SuggestedFixes.Count; i++) sb.Append(CultureInfo.InvariantCulture, $"  {i + 1}. {n.SuggestedFixes[i]}\n");
+        }
+
         if (link is not null) sb.Append("\nDashboard: ").Append(link.AbsoluteUri).Append('\n');
         return sb.ToString();
     }
@@ -143,6 +149,13 @@ public static class AlertMail
         {
             sb.Append("<h3>Top classes</h3>\n<ol>\n");
             foreach (var c in n.TopClasses) sb.Append(CultureInfo.InvariantCulture, $"<li><code>{E(c)}</code></li>\n");
+            sb.Append("</ol>\n");
+        }
+
+        if (n.SuggestedFixes.Count > 0)
+        {
+            sb.Append("<h3>Suggested fixes</h3>\n<ol>\n");
+            foreach (var fix in n.SuggestedFixes) sb.Append(CultureInfo.InvariantCulture, $"<li>{E(fix)}</li>\n");
             sb.Append("</ol>\n");
         }
 

@@ -23,6 +23,9 @@ public sealed record AlertNotification(
     IReadOnlyList<(string Label, string Value)> Evidence,
     IReadOnlyList<string> TopClasses)
 {
+    /// <summary>What to do, in order of preference (the rule's suggested fixes); may be empty.</summary>
+    public IReadOnlyList<string> SuggestedFixes { get; init; } = [];
+
     /// <summary>State of an alert that is active.</summary>
     public const string Firing = "firing";
 

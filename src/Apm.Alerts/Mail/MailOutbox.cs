@@ -38,6 +38,7 @@ public sealed partial class MailOutbox : IDisposable
     private long _sent;
     private long _failedAttempts;
     private long _corrupt;
+    private long _loginFailures;
 
     /// <summary>Creates the outbox over <paramref name="directory"/> (created if missing); validates <paramref name="options"/>.</summary>
     public MailOutbox(string directory, SmtpOptions options, ILogger<MailOutbox>? logger = null, TimeProvider? timeProvider = null)
@@ -63,6 +64,9 @@ public sealed partial class MailOutbox : IDisposable
 
     /// <summary>Send attempts that failed since this instance was created (one message can fail many times).</summary>
     public long FailedAttempts => Interlocked.Read(ref _failedAttempts);
+
+    /// <summary>Failed sends (also in <see cref="FailedAttempts"/>) because the server refused the login or required one.</summary>
+    public long LoginFailures => Interlocked.Read(ref _loginFailures);
 
     /// <summary>Entries moved to <see cref="BadDirectory"/> since this instance was created.</summary>
     public long Corrupt => Interlocked.Read(ref _corrupt);
@@ -224,6 +228,16 @@ public sealed partial class MailOutbox : IDisposable
         catch (SmtpException ex)
         {
             error = ex.StatusCode + ": " + ex.Message + (ex.InnerException is null ? "" : " (" + ex.InnerException.Message + ")");
+            var response = ServerResponse(ex.Message);
+            if ((int)ex.StatusCode == 530 && !_options.EnableSsl && response.Contains("STARTTLS", StringComparison.OrdinalIgnoreCase))
+            {
+                error = "The SMTP server requires STARTTLS first: set Apm__Smtp__EnableSsl=true. " + error;
+            }
+            else if (LoginProblem(ex, response) is { } login)
+            {
+                Interlocked.Increment(ref _loginFailures);
+                error = login + " " + error;
+            }
         }
         catch (Exception ex) when (ex is IOException or SocketException or AuthenticationException)
         {
@@ -246,6 +260,28 @@ public sealed partial class MailOutbox : IDisposable
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// What to tell the operator when the server refused the login (535, 534, 538) or wants one (530 "authentication
+    /// required"); null for other failures. Names the user, never the password.
+    /// </summary>
+    private string? LoginProblem(SmtpException ex, string response)
+    {
+        var code = (int)ex.StatusCode;
+        var authCode = code is 535 or 534 or 538 || (code == 530 && response.Contains("auth", StringComparison.OrdinalIgnoreCase));
+        if (!authCode) return null;
+        return string.IsNullOrEmpty(_options.Username)
+            ? "The SMTP server requires a login: set Apm__Smtp__Username and Apm__Smtp__Password."
+            : $"The SMTP server's login as '{_options.Username}' was refused: check Apm__Smtp__Username and Apm__Smtp__Password.";
+    }
+
+    /// <summary>The server's own words in a System.Net.Mail message ("... The server response was: 5.7.0 ..."), or empty.</summary>
+    private static string ServerResponse(string message)
+    {
+        const string marker = "The server response was:";
+        var at = message.IndexOf(marker, StringComparison.Ordinal);
+        return at < 0 ? string.Empty : message[(at + marker.Length)..];
     }
 
     private OutboxEntry? ReadEntry(string path)

@@ -11,6 +11,9 @@ public enum AlertState
 
     /// <summary>Was firing, then not breached for <see cref="AlertTrackerOptions.ClearFor"/>.</summary>
     Resolved,
+
+    /// <summary>Was pending and cleared (or its JVM left) before it fired: nobody was told, and it is no longer pending.</summary>
+    Withdrawn,
 }
 
 /// <summary>A lifecycle transition of one alert (one episode of one rule on one JVM).</summary>
@@ -20,7 +23,7 @@ public enum AlertState
 /// <param name="State">The state entered.</param>
 /// <param name="StartedAt">First breach of the episode.</param>
 /// <param name="FiredAt">When the alert fired; null while pending.</param>
-/// <param name="ResolvedAt">When the alert resolved; null until then.</param>
+/// <param name="ResolvedAt">When the alert resolved (for <see cref="AlertState.Withdrawn"/>: when it was withdrawn); null until then.</param>
 /// <param name="Summary">The rule's summary at the transition (for resolved: the last breached summary).</param>
 /// <param name="Evidence">The rule's evidence at the transition (for resolved: the last breached evidence).</param>
 public sealed record AlertEvent(
@@ -32,7 +35,11 @@ public sealed record AlertEvent(
     DateTimeOffset? FiredAt,
     DateTimeOffset? ResolvedAt,
     string Summary,
-    IReadOnlyDictionary<string, string> Evidence);
+    IReadOnlyDictionary<string, string> Evidence)
+{
+    /// <summary>The rule's suggested fixes at the transition (for resolved: the last breached ones), in order of preference; may be empty.</summary>
+    public IReadOnlyList<string> SuggestedFixes { get; init; } = [];
+}
 
 /// <summary>Lifecycle timing, bound from <c>Apm:Alerts:Lifecycle:*</c>.</summary>
 public sealed class AlertTrackerOptions
@@ -124,7 +131,8 @@ public sealed class AlertTracker
     }
 
     /// <summary>
-    /// The JVM is gone: its firing alerts resolve now (one event each, with <paramref name="reason"/> as the summary) and
+    /// The JVM is gone: its firing alerts resolve now and its pending ones are withdrawn (one event each, with
+    /// <paramref name="reason"/> before the summary) and
     /// everything the tracker kept for it is dropped, so memory does not grow with JVMs that came and went.
     /// </summary>
     public IReadOnlyList<AlertEvent> Retire(string jvmId, DateTimeOffset now, string reason)
@@ -140,6 +148,11 @@ public sealed class AlertTracker
                 if (e.State == AlertState.Firing)
                 {
                     e.State = AlertState.Resolved;
+                    events.Add(Snapshot(e, key.Jvm, key.Rule) with { ResolvedAt = now, Summary = reason + " " + e.Summary });
+                }
+                else if (e.State == AlertState.Pending)
+                {
+                    e.State = AlertState.Withdrawn;
                     events.Add(Snapshot(e, key.Jvm, key.Rule) with { ResolvedAt = now, Summary = reason + " " + e.Summary });
                 }
 
@@ -160,25 +173,28 @@ public sealed class AlertTracker
     }
 
     /// <summary>
-    /// Puts back a firing alert known from storage (after a restart), so that it resolves or stays quiet instead of
-    /// firing again. Ignored when the tracker already holds state for that JVM and rule, or when the alert is not firing.
+    /// Puts back a firing or pending alert known from storage (after a restart or a rebalance), so that a firing one
+    /// resolves or stays quiet instead of firing again, and a pending one fires or is withdrawn under its id instead of
+    /// staying pending in the store. A restored pending alert counts as one breached evaluation. Ignored when the tracker
+    /// already holds state for that JVM and rule, or when the alert is in another state.
     /// </summary>
-    public void Restore(AlertEvent firing)
+    public void Restore(AlertEvent active)
     {
-        ArgumentNullException.ThrowIfNull(firing);
-        if (firing.State != AlertState.Firing) return;
+        ArgumentNullException.ThrowIfNull(active);
+        if (active.State is not (AlertState.Firing or AlertState.Pending)) return;
         lock (_lock)
         {
-            var key = (firing.JvmId, firing.Rule);
+            var key = (active.JvmId, active.Rule);
             if (_entries.ContainsKey(key)) return;
             _entries[key] = new Entry
             {
-                State = AlertState.Firing,
-                StartedAt = firing.StartedAt,
-                FiredAt = firing.FiredAt ?? firing.StartedAt,
-                Consecutive = _options.ConsecutiveEvaluations,
-                Summary = firing.Summary,
-                Evidence = firing.Evidence,
+                State = active.State,
+                StartedAt = active.StartedAt,
+                FiredAt = active.State == AlertState.Firing ? active.FiredAt ?? active.StartedAt : null,
+                Consecutive = active.State == AlertState.Firing ? _options.ConsecutiveEvaluations : 1,
+                Summary = active.Summary,
+                Evidence = active.Evidence,
+                SuggestedFixes = active.SuggestedFixes,
             };
         }
     }
@@ -224,6 +240,7 @@ public sealed class AlertTracker
             e.Consecutive = 1;
             e.Summary = result.Summary;
             e.Evidence = result.Evidence;
+            e.SuggestedFixes = result.SuggestedFixes ?? [];
             events.Add(Snapshot(e, jvm, rule));
         }
         else
@@ -231,6 +248,7 @@ public sealed class AlertTracker
             e.Consecutive++;
             e.Summary = result.Summary;
             e.Evidence = result.Evidence;
+            e.SuggestedFixes = result.SuggestedFixes ?? [];
         }
 
         if (e.State == AlertState.Pending
@@ -248,7 +266,9 @@ public sealed class AlertTracker
         switch (e.State)
         {
             case AlertState.Pending:
-                // Never fired: drop silently, nobody was told it was firing.
+                // Never fired: nobody was told, but the pending transition was stored and published, so say it is over.
+                e.State = AlertState.Withdrawn;
+                events.Add(Snapshot(e, jvm, rule) with { ResolvedAt = now });
                 e.State = null;
                 break;
             case AlertState.Firing:
@@ -279,7 +299,10 @@ public sealed class AlertTracker
             e.FiredAt,
             null,
             e.Summary,
-            e.Evidence);
+            e.Evidence)
+        {
+            SuggestedFixes = e.SuggestedFixes,
+        };
 
     private sealed class Entry
     {
@@ -300,5 +323,7 @@ public sealed class AlertTracker
         public string Summary { get; set; } = "";
 
         public IReadOnlyDictionary<string, string> Evidence { get; set; } = new Dictionary<string, string>();
+
+        public IReadOnlyList<string> SuggestedFixes { get; set; } = [];
     }
 }

@@ -16,7 +16,11 @@ public sealed record FinalizerObservation(
 public sealed record HistogramObservation(
     DateTimeOffset Time,
     long FinalizerRegistered,
-    IReadOnlyList<(string Class, long Instances, long Bytes)> Rows) : ITimed;
+    IReadOnlyList<(string Class, long Instances, long Bytes)> Rows) : ITimed
+{
+    /// <summary>The collector's marks of the rows that have any (by class name); null or empty when it sent none.</summary>
+    public IReadOnlyDictionary<string, HistogramMarks>? Marks { get; init; }
+}
 
 /// <summary>
 /// One heap/GC sample (perf counters or JMX). A value type of seven 8-byte fields (56 bytes, no object header, no

@@ -5,12 +5,18 @@ namespace Apm.Alerts.Rules;
 /// <c>java.util.Timer</c>; cancelling the task does not remove it from the timer's queue, so the
 /// task (and through it a finalizable statement) stays reachable until its scheduled time. Seen in
 /// class histograms as <c>java.lang.ref.Finalizer</c> growing in step with a finalizable class and a
-/// timer task class. Works from growth alone, so any driver's class names match.
+/// timer task class. Works from growth alone, so any driver's class names match; uses the collector's row marks
+/// (<see cref="HistogramMarks"/>) when it sent them: real <c>TimerTask</c> subclasses, classes seen in the finalization
+/// queue. Never names a class that cannot be the finalizable one (<c>java.lang.Object</c>, which grows 1:1 with the
+/// tasks' lock objects; a class with more instances than there are Finalizers).
 /// </summary>
 public sealed class TimerRetainedFinalizableRule : IWindowedRule
 {
     /// <summary>The JDK class whose instances are the registered finalizable objects.</summary>
     public const string FinalizerClass = "java.lang.ref.Finalizer";
+
+    /// <summary>JDK classes that grow with timer tasks but do not override finalize().</summary>
+    private static readonly HashSet<string> NeverFinalizable = new(StringComparer.Ordinal) { "java.lang.Object", "java.util.TimerTask" };
 
     private readonly TimerRetainedFinalizableOptions _options;
 
@@ -55,6 +61,11 @@ public sealed class TimerRetainedFinalizableRule : IWindowedRule
         }
 
         var finalizerDeltas = Deltas(finalizers);
+        var marks = MarksInWindow(samples);
+        // The collector lists java.util.TimerTask's subclasses: when it did, only those are timer tasks (names can mislead).
+        var tasksMarked = marks.Values.Any(m => m.HasFlag(HistogramMarks.TimerTask));
+        bool IsTask(string name, string? finalizable) =>
+            tasksMarked ? marks.GetValueOrDefault(name).HasFlag(HistogramMarks.TimerTask) : IsTaskLike(name, finalizable);
         var inStep = new List<Match>();
         foreach (var (name, series) in SeriesPresentInAll(samples))
         {
@@ -79,11 +90,17 @@ public sealed class TimerRetainedFinalizableRule : IWindowedRule
             }
         }
 
-        // Best finalizable candidate first: growth closest to one Finalizer per instance.
-        foreach (var finalizable in inStep.Where(m => !IsTaskLike(m.Name, null)).OrderBy(m => Math.Abs(Math.Log(m.Ratio))).ThenBy(m => m.Name, StringComparer.Ordinal))
+        // Best finalizable candidate first: one the collector saw in the finalization queue, then one it saw grow in step
+        // with Finalizer, then growth closest to one Finalizer per instance.
+        var finalizables = inStep
+            .Where(m => !IsTask(m.Name, null) && PlausiblyFinalizable(m, finalizers))
+            .OrderBy(m => FinalizableRank(marks.GetValueOrDefault(m.Name)))
+            .ThenBy(m => Math.Abs(Math.Log(m.Ratio)))
+            .ThenBy(m => m.Name, StringComparer.Ordinal);
+        foreach (var finalizable in finalizables)
         {
             var task = inStep
-                .Where(m => m.Name != finalizable.Name && IsTaskLike(m.Name, finalizable.Name))
+                .Where(m => m.Name != finalizable.Name && IsTask(m.Name, finalizable.Name))
                 .OrderBy(m => Math.Abs(Math.Log(m.Ratio)))
                 .ThenBy(m => m.Name, StringComparer.Ordinal)
                 .FirstOrDefault();
@@ -117,6 +134,38 @@ public sealed class TimerRetainedFinalizableRule : IWindowedRule
         evidence["inStepClasses"] = string.Join(", ", inStep.Select(m => m.Name));
         return RuleResult.NotBreached(
             $"{FinalizerClass} grew by {Fmt.N(finalizerGrowth)} but no finalizable class and timer task class grew in step with it.", evidence);
+    }
+
+    /// <summary>
+    /// Whether <paramref name="m"/> can be the class whose instances the Finalizers register: not <c>java.lang.Object</c>
+    /// (it does not override finalize(), yet every TimerTask holds one as its lock, so it grows 1:1 with the tasks), and
+    /// never more instances than there are Finalizers (each live instance of a finalizable class has its own).
+    /// </summary>
+    private static bool PlausiblyFinalizable(Match m, long[] finalizers)
+    {
+        if (NeverFinalizable.Contains(m.Name)) return false;
+        for (var i = 0; i < finalizers.Length; i++)
+        {
+            if (m.Series[i] > finalizers[i]) return false;
+        }
+
+        return true;
+    }
+
+    private static int FinalizableRank(HistogramMarks marks) =>
+        marks.HasFlag(HistogramMarks.FinalizerQueue) ? 0 : marks.HasFlag(HistogramMarks.FinalizerStep) ? 1 : 2;
+
+    /// <summary>Marks per class over the window's histograms (a class marked in any of them).</summary>
+    private static Dictionary<string, HistogramMarks> MarksInWindow(List<HistogramObservation> samples)
+    {
+        var marks = new Dictionary<string, HistogramMarks>(StringComparer.Ordinal);
+        foreach (var s in samples)
+        {
+            if (s.Marks is null) continue;
+            foreach (var (name, m) in s.Marks) marks[name] = marks.GetValueOrDefault(name) | m;
+        }
+
+        return marks;
     }
 
     /// <summary>Timer task by name ("…Task", "TimerTask", configured patterns) or nested in the finalizable class.</summary>
