@@ -249,6 +249,9 @@ public sealed partial class PageTests(SeededInflux seed) : IClassFixture<SeededI
         var evidence = alert.QuerySelectorAll("dl.evidence div").ToDictionary(d => d.QuerySelector("dt")!.TextContent, d => d.QuerySelector("dd")!.TextContent);
         Assert.Equal("7", evidence["pending"]);
         Assert.Equal(SeededInflux.HostileEvidence, evidence["topClass"]);
+        // The rule's suggested fixes, in order, encoded.
+        Assert.Equal(["Find the slow finalize() method.", SeededInflux.HostileFix], alert.QuerySelectorAll("div.fixes ol li").Select(li => li.TextContent));
+        Assert.DoesNotContain("<script>alert('fix')", html, StringComparison.Ordinal);
         Assert.Equal(Apm.Alerts.Rules.RuleCatalog.All.Select(r => "rule-" + r.Id), doc.QuerySelectorAll("article.rule").Select(r => r.Id));
 
         // The heap-dump triage report this alert asked for (apm.report) is linked, and the link opens it.
@@ -265,6 +268,11 @@ public sealed partial class PageTests(SeededInflux seed) : IClassFixture<SeededI
         Assert.Contains("GC overhead", r.QuerySelector("h2")!.TextContent, StringComparison.Ordinal);
         Assert.Contains("resolved", r.QuerySelector("p.when")!.TextContent, StringComparison.Ordinal);
         Assert.Null(r.QuerySelector("p.report-link")); // it asked for no report
+        Assert.Null(r.QuerySelector("div.fixes")); // and had no fixes
+
+        // Withdrawn alerts (pending ones that cleared) have their own tab.
+        var (_, withdrawn) = await GetAsync("/alerts?state=withdrawn");
+        Assert.Contains("aria-current=\"page\">withdrawn<", withdrawn, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -21,6 +21,7 @@ public sealed class SeededInflux : IAsyncLifetime
     public const string HostileClass = "<img src=x onerror=alert(1)>.Stmt";
     public const string HostileCommand = "app.jar --banner=<b onmouseover=alert(2)>hi</b>";
     public const string HostileEvidence = "</dd><script>alert('evidence')</script>";
+    public const string HostileFix = "Purge the timer </li><script>alert('fix')</script>";
     public const string HostileFinding = "12,000 objects wait for finalization <b>x</b>";
     public const string ReportId = "0123456789abcdef0123456789abcdef";
     public const int Samples = 300;
@@ -71,7 +72,8 @@ public sealed class SeededInflux : IAsyncLifetime
         var firedAt = now.AddMinutes(-5);
         var backlogStarted = now.AddMinutes(-6);
         AppendAlert(lines, JvmB, "host-b", HostileMain, "FinalizerBacklog", "firing", backlogStarted, firedAt, null,
-            $"The finalization queue grew to 7 objects, most of them {HostileClass}", $$"""{"pending":"7","topClass":"{{HostileEvidence.Replace("\"", "\\\"", StringComparison.Ordinal)}}"}""");
+            $"The finalization queue grew to 7 objects, most of them {HostileClass}", $$"""{"pending":"7","topClass":"{{HostileEvidence.Replace("\"", "\\\"", StringComparison.Ordinal)}}"}""",
+            ["Find the slow finalize() method.", HostileFix]);
         AppendAlert(lines, JvmA, "host-a", "com.example.OrderService", "GcOverhead", "resolved", now.AddHours(-2), now.AddHours(-2).AddMinutes(1), now.AddHours(-1),
             "GC took 30 % of the time", """{"overhead":"0.3"}""");
         // The report the firing alert asked for, indexed as the aggregator's report consumer indexes it.
@@ -124,12 +126,14 @@ public sealed class SeededInflux : IAsyncLifetime
         }
     }
 
-    private static void AppendAlert(LineProtocolBuilder lines, string jvm, string host, string main, string rule, string state, DateTimeOffset started, DateTimeOffset? fired, DateTimeOffset? resolved, string summary, string evidence)
+    private static void AppendAlert(LineProtocolBuilder lines, string jvm, string host, string main, string rule, string state, DateTimeOffset started, DateTimeOffset? fired, DateTimeOffset? resolved, string summary, string evidence,
+        IReadOnlyList<string>? fixes = null)
     {
         var id = AlertId(jvm, rule, started);
         lines.Measurement(AlertSchema.Measurement).Tag(AlertSchema.HostTag, host).Tag(AlertSchema.JvmIdTag, jvm).Tag(AlertSchema.RuleTag, rule).Tag(AlertSchema.AlertIdTag, id)
             .Field(AlertSchema.StateField, state).Field(AlertSchema.SummaryField, summary).Field(AlertSchema.EvidenceField, evidence)
             .Field(AlertSchema.MainClassField, main)
+            .Field(AlertSchema.SuggestedFixesField, AlertSchema.FixesJson(fixes ?? []))
             .Field(AlertSchema.StartedAtField, started.ToUnixTimeMilliseconds())
             .Field(AlertSchema.FiredAtField, fired?.ToUnixTimeMilliseconds() ?? 0)
             .Field(AlertSchema.ResolvedAtField, resolved?.ToUnixTimeMilliseconds() ?? 0)
