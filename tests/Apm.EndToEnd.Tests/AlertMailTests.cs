@@ -198,10 +198,10 @@ public sealed class AlertMailTests(ITestOutputHelper output)
                 linked = await api.GetFromJsonAsync<JsonElement>("/api/alerts?state=all&jvm=" + Uri.EscapeDataString(leakId));
                 return linked.EnumerateArray().Any(a => a.GetProperty("reportId").GetString() == reportId);
             }, TimeSpan.FromSeconds(10)), "the alert does not link to its report: " + linked);
-            // The dump was deleted after triage; the command's progress is stored.
+            // The dump was deleted after triage; the command's progress is stored, from the aggregator's request on.
             Assert.Empty(Directory.EnumerateFiles(dumps.FullName));
             var states = await pipeline.Query.QueryAsync($"SELECT \"state\" FROM \"apm.command\" WHERE \"jvm_id\" = '{leakId}'");
-            Assert.Equal(["accepted", "running", "running", "done"], states.Series.SelectMany(x => x.Values).Select(v => v[1].GetString()));
+            Assert.Equal(["requested", "accepted", "running", "running", "done"], states.Series.SelectMany(x => x.Values).Select(v => v[1].GetString()));
 
             // Every mail was delivered: the outbox is empty.
             Assert.True(await Pipeline.EventuallyAsync(() => Task.FromResult(!Directory.EnumerateFiles(outbox.FullName, "*.json").Any()), TimeSpan.FromSeconds(10)));
