@@ -26,7 +26,7 @@ namespace Apm.Benchmarks;
 /// Every 30 s it reads each service's /metrics (resident memory, managed heap after the last full collection, consumer
 /// lag). At the end it fits a least-squares trend to the floor of each service's memory (each 5 minutes' lowest
 /// reading) after the warm-up (the first third of the run, at least the rule window plus five minutes, when the rule
-/// windows fill), and prints a verdict: flat when the trend stays under 5 % of the service's level per hour (or 5 MB/h); lag bounded when the last reading is under three
+/// windows fill), and prints a verdict: flat when the floor rises by less than 5 % of the service's level per hour (or 5 MB/h; a falling floor is said as falling); lag bounded when the last reading is under three
 /// seconds of messages and no reading exceeds a minute's worth.
 /// Arguments: [--minutes N] (60) [--rate N] samples/s (500) [--jvms N] (5000) [--aggregators N] (1) [--rule-window MIN]
 /// (15; the old-generation and timer-retained windows) [--interval SECONDS] (30).
@@ -204,9 +204,12 @@ public static class FleetSoak
                     .Select(g => (g.Key * 5 + 2.5, g.Min(p => p.Item2))).ToList();
                 var slopePerHour = floor.Count >= 3 ? Slope(floor) * 60 : Slope(points) * 60;
                 var mean = points.Average(p => p.Item2);
-                var ok = Math.Abs(slopePerHour) < Math.Max(5, mean * 0.05);
+                // Only a rising floor is a leak; a falling one (memory given back after the warm-up) is said as such.
+                var limit = Math.Max(5, mean * 0.05);
+                var ok = slopePerHour < limit;
+                var word = !ok ? "GROWING" : slopePerHour <= -limit ? "falling" : "flat";
                 flat &= ok;
-                Console.WriteLine(Invariant($"  {child.Name,-14} {label,-10} mean {mean,7:F1} MB  min {points.Min(p => p.Item2),7:F1}  max {points.Max(p => p.Item2),7:F1}  floor per 5 min {string.Join(" ", floor.Select(f => f.Item2.ToString("F0", CultureInfo.InvariantCulture)))}  trend of the floor {slopePerHour,+7:+0.0;-0.0} MB/h  {(ok ? "flat" : "GROWING")}"));
+                Console.WriteLine(Invariant($"  {child.Name,-14} {label,-10} mean {mean,7:F1} MB  min {points.Min(p => p.Item2),7:F1}  max {points.Max(p => p.Item2),7:F1}  floor per 5 min {string.Join(" ", floor.Select(f => f.Item2.ToString("F0", CultureInfo.InvariantCulture)))}  trend of the floor {slopePerHour,+7:+0.0;-0.0} MB/h  {word}"));
             }
         }
 

@@ -7,7 +7,7 @@ internal static class HotLoop
 {
     /// <summary>
     /// A JIT-compiled build marks the hot loops AggressiveOptimization so that a single cold run does not spend them in
-    /// unoptimized tier-0 code. A ReadyToRun build (<c>PublishReadyToRun</c>, which <c>./apm</c> uses) leaves the mark
+    /// unoptimized tier-0 code. A ReadyToRun build (<c>PublishReadyToRun</c>; docs/performance.md measures one) leaves the mark
     /// out: the runtime never uses precompiled code for such methods and would compile them again at every start, while
     /// their precompiled code is already optimized.
     /// </summary>
