@@ -100,28 +100,19 @@ public sealed class SmtpServer : IDisposable
     /// Starts aiosmtpd on a free port and waits until it accepts connections. With a certificate and key (PEM) it offers
     /// STARTTLS and requires it before MAIL (aiosmtpd's default with --tlscert).
     /// </summary>
-    public static async Task<SmtpServer> StartNewAsync(string? tlsCert = null, string? tlsKey = null)
-    {
-        var server = new SmtpServer(FreePort.Next(), tlsCert, tlsKey);
-        try
-        {
-            await server.StartAsync().ConfigureAwait(false);
-            return server;
-        }
-        catch
-        {
-            server.Dispose();
-            throw;
-        }
-    }
+    public static Task<SmtpServer> StartNewAsync(string? tlsCert = null, string? tlsKey = null) =>
+        StartedAsync(new SmtpServer(FreePort.Next(), tlsCert, tlsKey));
 
     /// <summary>
     /// Starts a server that requires login with <paramref name="user"/> and <paramref name="password"/> (see
     /// <see cref="LoginScript"/>); with a certificate and key (PEM) it requires STARTTLS before the login.
     /// </summary>
-    public static async Task<SmtpServer> StartWithLoginAsync(string user, string password, string? tlsCert = null, string? tlsKey = null)
+    public static Task<SmtpServer> StartWithLoginAsync(string user, string password, string? tlsCert = null, string? tlsKey = null) =>
+        StartedAsync(new SmtpServer(FreePort.Next(), tlsCert, tlsKey, (user, password)));
+
+    /// <summary>Starts <paramref name="server"/> and returns it, or disposes it when it does not start.</summary>
+    private static async Task<SmtpServer> StartedAsync(SmtpServer server)
     {
-        var server = new SmtpServer(FreePort.Next(), tlsCert, tlsKey, (user, password));
         try
         {
             await server.StartAsync().ConfigureAwait(false);
