@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
@@ -18,6 +19,14 @@ internal sealed class InfluxHttp : IDisposable
 
     /// <summary>Retry-After beyond this is treated as this (a misconfigured server must not park a writer for hours).</summary>
     private static readonly TimeSpan MaxRetryAfter = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// Where answer buffers come from. Not <see cref="ArrayPool{T}.Shared"/>: that pool keeps a buffer per thread and
+    /// drops buffers at full collections, so multi-megabyte answers read on changing thread-pool threads kept
+    /// allocating fresh large-object-heap arrays. This pool shares its buffers across threads and keeps up to
+    /// four of each size: a few times the largest answer at most, reused for the process's life.
+    /// </summary>
+    internal static readonly ArrayPool<byte> AnswerPool = ArrayPool<byte>.Create(64 * 1024 * 1024, 4);
 
     private readonly HttpClient _http;
     private readonly bool _ownsHttp;
@@ -122,13 +131,16 @@ internal sealed class InfluxHttp : IDisposable
                     {
                         var limit = response.IsSuccessStatusCode ? maxBodyBytes : MaxErrorBodyBytes;
                         var body = await ReadBoundedAsync(response, limit, what, fail, attemptCts.Token).ConfigureAwait(false);
-                        return new InfluxAnswer(response.StatusCode, body, response.IsSuccessStatusCode ? null : ErrorText(body));
+                        return new InfluxAnswer(response.StatusCode, body, response.IsSuccessStatusCode ? null : ErrorText(body.Memory));
                     }
 
                     status = response.StatusCode;
                     retryAfter = RetryAfter(response);
-                    var errorBody = await ReadBoundedAsync(response, MaxErrorBodyBytes, what, fail, attemptCts.Token).ConfigureAwait(false);
-                    serverError = ErrorText(errorBody);
+                    using (var errorBody = await ReadBoundedAsync(response, MaxErrorBodyBytes, what, fail, attemptCts.Token).ConfigureAwait(false))
+                    {
+                        serverError = ErrorText(errorBody.Memory);
+                    }
+
                     reason = $"HTTP {(int)response.StatusCode}: {serverError}";
                 }
                 catch (HttpRequestException e)
@@ -191,38 +203,61 @@ internal sealed class InfluxHttp : IDisposable
         return null;
     }
 
-    private static async Task<ReadOnlyMemory<byte>> ReadBoundedAsync(HttpResponseMessage response, long limit, string what,
+    /// <summary>
+    /// Reads the whole answer into one buffer rented from <see cref="AnswerPool"/> (the caller returns it by disposing the answer).
+    /// A fleet-wide query answers several megabytes; a buffer that doubled by fresh allocation left about twice the
+    /// answer's size of large-object-heap garbage per query, which the dashboard's poll produced every few seconds.
+    /// </summary>
+    private static async Task<PooledBody> ReadBoundedAsync(HttpResponseMessage response, long limit, string what,
         Func<string, HttpStatusCode?, string?, Exception?, Exception> fail, CancellationToken ct)
     {
-        if (response.Content.Headers.ContentLength is { } declared && declared > limit && response.IsSuccessStatusCode)
+        var declared = response.Content.Headers.ContentLength;
+        if (declared is { } d && d > limit && response.IsSuccessStatusCode)
         {
-            throw fail($"{what}: the answer has {declared} bytes, more than the limit of {limit}", response.StatusCode, null, null);
+            throw fail($"{what}: the answer has {d} bytes, more than the limit of {limit}", response.StatusCode, null, null);
         }
 
         var stream = await response.Content.ReadAsStreamAsync(ct).ConfigureAwait(false);
         await using (stream.ConfigureAwait(false))
         {
-            using var ms = new MemoryStream();
-            var buffer = new byte[16 * 1024];
-            int n;
-            while ((n = await stream.ReadAsync(buffer, ct).ConfigureAwait(false)) > 0)
+            // One byte more than the limit can hold, so that an answer over the limit is seen without reading it all.
+            var cap = (int)Math.Min(Array.MaxLength, limit + 1);
+            var buffer = AnswerPool.Rent((int)Math.Clamp(declared ?? 16 * 1024, 1, cap));
+            var length = 0;
+            try
             {
-                if (ms.Length + n > limit)
+                while (true)
                 {
-                    // Error bodies are only for messages: cut them. A success body over the limit is an error.
-                    if (!response.IsSuccessStatusCode)
+                    if (length == Math.Min(buffer.Length, cap))
                     {
-                        ms.Write(buffer, 0, (int)Math.Max(0, limit - ms.Length));
-                        break;
+                        if (length == cap) break;
+                        var bigger = AnswerPool.Rent((int)Math.Min(cap, (long)buffer.Length * 2));
+                        buffer.AsSpan(0, length).CopyTo(bigger);
+                        AnswerPool.Return(buffer);
+                        buffer = bigger;
                     }
 
-                    throw fail($"{what}: the answer is larger than the limit of {limit} bytes", response.StatusCode, null, null);
+                    var n = await stream.ReadAsync(buffer.AsMemory(length, Math.Min(buffer.Length, cap) - length), ct).ConfigureAwait(false);
+                    if (n == 0) break;
+                    length += n;
                 }
 
-                ms.Write(buffer, 0, n);
-            }
+                if (length > limit)
+                {
+                    // Error bodies are only for messages: cut them. A success body over the limit is an error.
+                    if (response.IsSuccessStatusCode)
+                        throw fail($"{what}: the answer is larger than the limit of {limit} bytes", response.StatusCode, null, null);
+                    length = (int)limit;
+                }
 
-            return ms.GetBuffer().AsMemory(0, (int)ms.Length);
+                var body = new PooledBody(buffer, length);
+                buffer = null!;
+                return body;
+            }
+            finally
+            {
+                if (buffer is not null) AnswerPool.Return(buffer);
+            }
         }
     }
 
@@ -252,10 +287,39 @@ internal sealed class InfluxHttp : IDisposable
     }
 }
 
-/// <summary>A final answer: success, or an error that retrying does not fix.</summary>
-internal readonly record struct InfluxAnswer(HttpStatusCode Status, ReadOnlyMemory<byte> Body, string? Error)
+/// <summary>
+/// A final answer: success, or an error that retrying does not fix. Its body lives in a pooled buffer: dispose the
+/// answer once the body is read (an undisposed answer only costs the pool that buffer).
+/// </summary>
+internal sealed class InfluxAnswer(HttpStatusCode status, PooledBody body, string? error) : IDisposable
 {
+    private PooledBody _body = body;
+
+    public HttpStatusCode Status { get; } = status;
+
+    public string? Error { get; } = error;
+
+    /// <summary>The answer's bytes; empty once disposed.</summary>
+    public ReadOnlyMemory<byte> Body => _body.Memory;
+
     public bool IsSuccess => (int)Status is >= 200 and < 300;
 
     public string StatusText => ((int)Status).ToString(CultureInfo.InvariantCulture);
+
+    public void Dispose()
+    {
+        _body.Dispose();
+        _body = default;
+    }
+}
+
+/// <summary>Bytes in a buffer rented from <see cref="InfluxHttp.AnswerPool"/>; disposing returns it.</summary>
+internal readonly struct PooledBody(byte[] buffer, int length) : IDisposable
+{
+    public ReadOnlyMemory<byte> Memory => buffer is null ? ReadOnlyMemory<byte>.Empty : buffer.AsMemory(0, length);
+
+    public void Dispose()
+    {
+        if (buffer is not null) InfluxHttp.AnswerPool.Return(buffer);
+    }
 }

@@ -90,7 +90,7 @@ public sealed class InfluxWriter : IDisposable
     public async Task EnsureDatabaseAsync(CancellationToken cancellationToken = default)
     {
         var database = InfluxQl.QuoteIdentifier(_http.Options.Database);
-        var answer = await QueryAsync("CREATE DATABASE " + database, cancellationToken).ConfigureAwait(false);
+        using var answer = await QueryAsync("CREATE DATABASE " + database, cancellationToken).ConfigureAwait(false);
         var statementError = answer.IsSuccess ? InfluxQueryClient.FirstStatementError(answer.Body) : null;
         if (answer.IsSuccess && statementError is null) return;
         if (answer.Status == HttpStatusCode.Unauthorized)
@@ -101,7 +101,7 @@ public sealed class InfluxWriter : IDisposable
         var reason = statementError ?? answer.Error ?? answer.StatusText;
         if (answer.Status != HttpStatusCode.Forbidden && !IsAuthorizationError(reason))
             throw new InfluxWriteException($"CREATE DATABASE refused with HTTP {answer.StatusText}: {reason}", answer.Status, reason);
-        var probe = await QueryAsync("SHOW DATABASES", cancellationToken).ConfigureAwait(false);
+        using var probe = await QueryAsync("SHOW DATABASES", cancellationToken).ConfigureAwait(false);
         if (!probe.IsSuccess || InfluxQueryClient.FirstStatementError(probe.Body) is not null)
         {
             // Neither created nor listed: whether it exists is for the first write to tell (it fails with the reason).
@@ -140,7 +140,7 @@ public sealed class InfluxWriter : IDisposable
     {
         try
         {
-            var answer = await _http.SendAsync(() => new HttpRequestMessage(HttpMethod.Get, _http.BuildUri("/ping")), "ping", 64 * 1024,
+            using var answer = await _http.SendAsync(() => new HttpRequestMessage(HttpMethod.Get, _http.BuildUri("/ping")), "ping", 64 * 1024,
                 static () => { }, static (m, s, e, i) => new InfluxWriteException(m, s, e, i), cancellationToken, maxRetries: 0).ConfigureAwait(false);
             return answer.IsSuccess;
         }
@@ -224,6 +224,7 @@ public sealed class InfluxWriter : IDisposable
             throw;
         }
 
+        using var final = answer;
         if (!answer.IsSuccess)
         {
             Interlocked.Increment(ref _failures);

@@ -200,6 +200,60 @@ public class WriterHttpTests
         Assert.Contains("limit of 4096", e.Message, StringComparison.Ordinal);
     }
 
+    /// <summary>An answer of unknown length (as influxd streams large ones), written in small pieces.</summary>
+    private sealed class UnsizedContent(byte[] bytes, int piece) : HttpContent
+    {
+        protected override async Task SerializeToStreamAsync(Stream stream, System.Net.TransportContext? context)
+        {
+            for (var i = 0; i < bytes.Length; i += piece) await stream.WriteAsync(bytes.AsMemory(i, Math.Min(piece, bytes.Length - i)));
+        }
+
+        protected override bool TryComputeLength(out long length)
+        {
+            length = 0;
+            return false;
+        }
+    }
+
+    private static byte[] Table(int rows) => Encoding.UTF8.GetBytes(
+        "{\"results\":[{\"statement_id\":0,\"series\":[{\"name\":\"m\",\"columns\":[\"v\"],\"values\":[" +
+        string.Join(',', Enumerable.Range(0, rows).Select(i => "[" + i + "]")) + "]}]}]}");
+
+    [Theory]
+    [InlineData(3)]
+    [InlineData(20_000)]
+    [InlineData(200_000)]
+    public async Task An_answer_of_unknown_length_is_read_whole_across_buffer_growth(int rows)
+    {
+        var bytes = Table(rows);
+        var handler = new ScriptedHandler(() => new HttpResponseMessage(HttpStatusCode.OK) { Content = new UnsizedContent(bytes, 1000) });
+        using var http = new HttpClient(handler);
+        using var query = new InfluxQueryClient(new InfluxOptions { Url = new Uri("http://127.0.0.1:1") }, http);
+        for (var round = 0; round < 3; round++)
+        {
+            // Several rounds: a buffer returned to the pool and rented again must not leak an earlier answer's bytes.
+            var series = Assert.Single((await query.QueryAsync("SELECT * FROM m")).Series);
+            Assert.Equal(rows, series.Values.Count);
+            Assert.Equal(0, series.GetDouble(0, "v"));
+            Assert.Equal(rows - 1, series.GetDouble(rows - 1, "v"));
+        }
+    }
+
+    [Fact]
+    public async Task The_query_limit_holds_for_answers_of_unknown_length_and_an_answer_of_exactly_the_limit_is_read()
+    {
+        var bytes = Table(5_000);
+        var handler = new ScriptedHandler(() => new HttpResponseMessage(HttpStatusCode.OK) { Content = new UnsizedContent(bytes, 777) });
+        using var http = new HttpClient(handler);
+        using var exact = new InfluxQueryClient(new InfluxOptions { Url = new Uri("http://127.0.0.1:1"), MaxQueryResponseBytes = bytes.Length }, http);
+        Assert.Equal(5_000, Assert.Single((await exact.QueryAsync("SELECT * FROM m")).Series).Values.Count);
+
+        using var http2 = new HttpClient(handler);
+        using var oneShort = new InfluxQueryClient(new InfluxOptions { Url = new Uri("http://127.0.0.1:1"), MaxQueryResponseBytes = bytes.Length - 1 }, http2);
+        var e = await Assert.ThrowsAsync<InfluxQueryException>(() => oneShort.QueryAsync("SELECT * FROM m"));
+        Assert.Contains("larger than the limit of " + (bytes.Length - 1), e.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Malformed_query_answers_fail_with_a_clear_error()
     {
