@@ -41,7 +41,7 @@ public sealed class InfluxQueryClient : IDisposable
         var uri = _http.BuildUri("/query", ("db", database), ("rp", _http.Options.RetentionPolicy), ("epoch", "ns"));
         try
         {
-            var answer = await _http.SendAsync(
+            using var answer = await _http.SendAsync(
                 () => new HttpRequestMessage(HttpMethod.Post, uri) { Content = new FormUrlEncodedContent([new("q", influxql)]) },
                 "query", _http.Options.MaxQueryResponseBytes, static () => { },
                 static (m, s, _, i) => new InfluxQueryException(m, s, i), cancellationToken).ConfigureAwait(false);
@@ -67,38 +67,7 @@ public sealed class InfluxQueryClient : IDisposable
     public void Dispose() => _http.Dispose();
 
     /// <summary>Parses a /query JSON answer. Throws <see cref="InfluxQueryException"/> on malformed JSON or shapes.</summary>
-    public static InfluxQueryResult Parse(ReadOnlyMemory<byte> json)
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(json);
-            var root = doc.RootElement;
-            if (root.ValueKind != JsonValueKind.Object) throw new InfluxQueryException("query answer is not a JSON object");
-            if (root.TryGetProperty("error", out var topError)) throw new InfluxQueryException("query failed: " + topError.ToString());
-            var results = new List<InfluxStatementResult>();
-            if (root.TryGetProperty("results", out var resultsEl))
-            {
-                foreach (var r in resultsEl.EnumerateArray())
-                {
-                    var id = r.TryGetProperty("statement_id", out var idEl) && idEl.TryGetInt32(out var i) ? i : results.Count;
-                    string? error = r.TryGetProperty("error", out var errEl) ? errEl.ToString() : null;
-                    var series = new List<InfluxSeries>();
-                    if (r.TryGetProperty("series", out var seriesEl))
-                    {
-                        foreach (var s in seriesEl.EnumerateArray()) series.Add(ParseSeries(s));
-                    }
-
-                    results.Add(new InfluxStatementResult(id, series, error));
-                }
-            }
-
-            return new InfluxQueryResult(results);
-        }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or KeyNotFoundException)
-        {
-            throw new InfluxQueryException("malformed query answer: " + e.Message, e);
-        }
-    }
+    public static InfluxQueryResult Parse(ReadOnlyMemory<byte> json) => QueryAnswerReader.Parse(json.Span);
 
     /// <summary>The first statement error in a /query answer, or null.</summary>
     internal static string? FirstStatementError(ReadOnlyMemory<byte> json)
@@ -111,32 +80,6 @@ public sealed class InfluxQueryClient : IDisposable
         {
             return e.Message;
         }
-    }
-
-    private static InfluxSeries ParseSeries(JsonElement s)
-    {
-        var name = s.TryGetProperty("name", out var n) && n.ValueKind == JsonValueKind.String ? n.GetString()! : "";
-        var tags = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (s.TryGetProperty("tags", out var t) && t.ValueKind == JsonValueKind.Object)
-        {
-            foreach (var p in t.EnumerateObject()) tags[p.Name] = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()! : p.Value.ToString();
-        }
-
-        var columns = new List<string>();
-        if (s.TryGetProperty("columns", out var c))
-        {
-            foreach (var col in c.EnumerateArray()) columns.Add(col.GetString() ?? "");
-        }
-
-        var rows = new List<JsonElement[]>();
-        if (s.TryGetProperty("values", out var v) && v.ValueKind == JsonValueKind.Array)
-        {
-            // One clone for the whole table: its elements stay valid after the answer's document is disposed.
-            foreach (var row in v.Clone().EnumerateArray()) rows.Add([.. row.EnumerateArray()]);
-        }
-
-        var partial = s.TryGetProperty("partial", out var pEl) && pEl.ValueKind == JsonValueKind.True;
-        return new InfluxSeries(name, tags, columns, rows, partial);
     }
 }
 
@@ -151,14 +94,14 @@ public sealed record InfluxQueryResult(IReadOnlyList<InfluxStatementResult> Resu
 public sealed record InfluxStatementResult(int StatementId, IReadOnlyList<InfluxSeries> Series, string? Error);
 
 /// <summary>
-/// One series: its measurement name, the GROUP BY tags, column names and rows. Values are raw JSON elements
+/// One series: its measurement name, the GROUP BY tags, column names and rows. Values are as the JSON gave them
 /// (numbers, strings, booleans, null); the time column holds nanoseconds since the epoch.
 /// </summary>
 public sealed record InfluxSeries(
     string Name,
     IReadOnlyDictionary<string, string> Tags,
     IReadOnlyList<string> Columns,
-    IReadOnlyList<JsonElement[]> Values,
+    IReadOnlyList<InfluxValue[]> Values,
     bool Partial)
 {
     /// <summary>Index of <paramref name="column"/>, or -1.</summary>
@@ -202,7 +145,7 @@ public sealed record InfluxSeries(
     /// <summary>The time column in nanoseconds (queries use epoch=ns).</summary>
     public long? GetTime(int row) => GetInt64(row, "time");
 
-    private JsonElement? Cell(int row, string column)
+    private InfluxValue? Cell(int row, string column)
     {
         var i = ColumnIndex(column);
         if (i < 0 || (uint)row >= (uint)Values.Count) return null;
