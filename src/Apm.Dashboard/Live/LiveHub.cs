@@ -111,7 +111,7 @@ public sealed partial class LiveHub(
                 // a dead BackgroundService would stop the whole host. Browsers are told and show the stale banner.
                 Interlocked.Increment(ref _pollFailures);
                 LogPollFailed(logger, ex.Message);
-                var error = JsonSerializer.Serialize(new ErrorEvent(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), "InfluxDB could not be read: " + ex.Message), DashboardJsonContext.Default.ErrorEvent);
+                var error = JsonSerializer.SerializeToUtf8Bytes(new ErrorEvent(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), "InfluxDB could not be read: " + ex.Message), DashboardJsonContext.Default.ErrorEvent);
                 foreach (var s in _subscribers.Values) s.Post("error", error);
             }
         }
@@ -123,7 +123,9 @@ public sealed partial class LiveHub(
         if (subscribers.Any(s => s.JvmId is null))
         {
             var snapshot = await GetFleetAsync(ct).ConfigureAwait(false);
-            var json = JsonSerializer.Serialize(ToEvent(snapshot, fleet.Definition), DashboardJsonContext.Default.FleetEvent);
+            // UTF-8 once for every listener: the fleet event of thousands of JVMs is hundreds of kilobytes, and a string
+            // of it (then copied into "event: ...data: ..." and encoded again per listener) was large-object garbage.
+            var json = JsonSerializer.SerializeToUtf8Bytes(ToEvent(snapshot, fleet.Definition), DashboardJsonContext.Default.FleetEvent);
             foreach (var s in subscribers.Where(s => s.JvmId is null)) s.Post("fleet", json);
         }
 
@@ -133,7 +135,7 @@ public sealed partial class LiveHub(
             var now = DateTimeOffset.UtcNow;
             var data = await charts.ReadAsync(group.Key, now - o.LiveWindow, now, null, ct).ConfigureAwait(false);
             var staleAfter = fleet.StaleAfter;
-            var json = JsonSerializer.Serialize(
+            var json = JsonSerializer.SerializeToUtf8Bytes(
                 new JvmEvent(group.Key, now.ToUnixTimeMilliseconds(), data.LastSampleMs, (long)staleAfter.TotalMilliseconds, data.Panels),
                 DashboardJsonContext.Default.JvmEvent);
             foreach (var s in group) s.Post("jvm", json);
@@ -150,13 +152,13 @@ public sealed partial class LiveHub(
         base.Dispose();
     }
 
-    /// <summary>One listening browser: a small queue of serialized events that drops the oldest when the browser is slow.</summary>
+    /// <summary>One listening browser: a small queue of serialized events (UTF-8 JSON) that drops the oldest when the browser is slow.</summary>
     public sealed class Subscriber : IDisposable
     {
         private readonly LiveHub _hub;
         private readonly long _id;
-        private readonly Channel<(string Event, string Data)> _events =
-            Channel.CreateBounded<(string, string)>(new BoundedChannelOptions(8) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
+        private readonly Channel<(string Event, byte[] Data)> _events =
+            Channel.CreateBounded<(string, byte[])>(new BoundedChannelOptions(8) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
 
         internal Subscriber(LiveHub hub, long id, string? jvmId)
         {
@@ -169,9 +171,9 @@ public sealed partial class LiveHub(
         public string? JvmId { get; }
 
         /// <summary>The events to send, in order.</summary>
-        public ChannelReader<(string Event, string Data)> Events => _events.Reader;
+        public ChannelReader<(string Event, byte[] Data)> Events => _events.Reader;
 
-        internal void Post(string name, string data)
+        internal void Post(string name, byte[] data)
         {
             if (_events.Reader.Count >= 8) Interlocked.Increment(ref _hub._eventsDropped);
             _events.Writer.TryWrite((name, data));
