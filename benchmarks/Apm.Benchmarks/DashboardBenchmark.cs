@@ -83,6 +83,16 @@ public static class DashboardBenchmark
         var rows = html.Split("data-jvm-id=").Length - 1;
         if (rows < jvmCount) throw new InvalidOperationException($"the fleet page listed {rows} JVMs, expected {jvmCount}");
 
+        // Memory: what one fleet page allocates in the server (the client reads the page into nothing), against the
+        // size of the InfluxDB answers it reads. Large-object allocations are what a busy dashboard's heap grows by
+        // between full collections.
+        var answerBytes = await ReplayAsync(raw, fleetRaw).ConfigureAwait(false);
+        var (fleetAllocated, fleetLarge) = await AllocationMeter.MeasureAsync(iterations, async () =>
+        {
+            await Task.Delay(150).ConfigureAwait(false);
+            await GetAsync(http, "/").ConfigureAwait(false);
+        }).ConfigureAwait(false);
+
         // JVM page, last 24 hours: the page vs the requests it sent (its identity; then, side by side, the panels
         // downsampled by InfluxDB, the JVM's alerts, its command line and its heap-dump commands).
         var to = DateTimeOffset.UtcNow;
@@ -95,6 +105,8 @@ public static class DashboardBenchmark
 
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"fleet page, {rows} JVMs: page {fleetPage:F1} ms (median of {iterations}), raw InfluxDB queries {fleetInflux:F1} ms ({Describe(fleetRaw)}), ratio {fleetPage / fleetInflux:F2} ({html.Length / 1024} KiB HTML)"));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"fleet page memory: {fleetAllocated / 1048576:F1} MB allocated per page, {fleetLarge / 1048576:F1} MB of it on the large-object heap, for {answerBytes / 1048576.0:F1} MB of InfluxDB answers: ratio {fleetAllocated / answerBytes:F2} (large-object {fleetLarge / answerBytes:F2})"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"JVM page, 24 h of 1 s samples (step {step?.TotalSeconds ?? 0:F0} s): page {jvmPage:F1} ms, raw InfluxDB queries {jvmInflux:F1} ms ({Describe(jvmRaw)}), ratio {jvmPage / jvmInflux:F2} ({jvmHtml.Length / 1024} KiB HTML)"));
         if (args.Contains("--breakdown"))
@@ -199,7 +211,8 @@ public static class DashboardBenchmark
     {
         using var r = await http.GetAsync(new Uri(path, UriKind.Relative)).ConfigureAwait(false);
         r.EnsureSuccessStatusCode();
-        await r.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
+        var body = await r.Content.ReadAsStreamAsync().ConfigureAwait(false);
+        await using (body.ConfigureAwait(false)) await body.CopyToAsync(Stream.Null).ConfigureAwait(false); // read to the end, keep nothing
     }
 
     /// <summary>The same handler settings as the InfluxDB client's own (see Apm.Influx's InfluxHttp).</summary>
@@ -236,9 +249,12 @@ public static class DashboardBenchmark
     }
 
     /// <summary>Sends the recorded requests again, wave after wave, each wave's requests side by side, read to the end.</summary>
-    private static async Task ReplayAsync(HttpClient raw, IReadOnlyList<RecordedQuery> calls)
+    /// <summary>Sends the recorded requests in their waves; returns the bytes of the answers (decompressed).</summary>
+    private static async Task<long> ReplayAsync(HttpClient raw, IReadOnlyList<RecordedQuery> calls)
     {
-        foreach (var wave in Waves(calls)) await Task.WhenAll(wave.Select(c => c.SendAsync(raw))).ConfigureAwait(false);
+        long bytes = 0;
+        foreach (var wave in Waves(calls)) bytes += (await Task.WhenAll(wave.Select(c => c.SendAsync(raw))).ConfigureAwait(false)).Sum();
+        return bytes;
     }
 
     /// <summary>One InfluxDB request a page sent: where, with which headers and body, and when (Stopwatch ticks).</summary>
@@ -251,7 +267,7 @@ public static class DashboardBenchmark
         /// <summary>The body with q replaced by one statement.</summary>
         public string WithStatement(string statement) => "q=" + Uri.EscapeDataString(statement);
 
-        public async Task SendAsync(HttpClient client)
+        public async Task<long> SendAsync(HttpClient client)
         {
             using var request = new HttpRequestMessage(Method, Uri);
             foreach (var (k, v) in Headers) request.Headers.TryAddWithoutValidation(k, v);
@@ -264,7 +280,7 @@ public static class DashboardBenchmark
 
             using var r = await client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead).ConfigureAwait(false);
             r.EnsureSuccessStatusCode();
-            await r.Content.ReadAsByteArrayAsync().ConfigureAwait(false);
+            return (await r.Content.ReadAsByteArrayAsync().ConfigureAwait(false)).LongLength;
         }
     }
 
