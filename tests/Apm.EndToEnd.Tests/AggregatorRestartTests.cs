@@ -4,7 +4,7 @@ using Apm.Collector;
 
 namespace Apm.EndToEnd.Tests;
 
-/// <summary>Aggregator processes killed (SIGKILL) mid-stream: restarted alone, or beside a second member; nothing lost, no duplicate points.</summary>
+/// <summary>Aggregator processes killed (SIGKILL) mid-stream: restarted alone, or beside a second member; nothing lost, no duplicate points. And stopped (SIGTERM) with Kafka gone.</summary>
 public sealed class AggregatorRestartTests
 {
     [Fact]
@@ -78,6 +78,47 @@ public sealed class AggregatorRestartTests
         Assert.Equal(total, await pipeline.CountAsync("jvm.uptime", prefix));
         Assert.Equal(2 * total, await pipeline.CountAsync("jvm.memory.used", prefix));
         Assert.Equal(0, metrics.SamplesDropped);
+    }
+
+    [Fact]
+    public async Task An_aggregator_whose_Kafka_died_mid_stream_stops_on_SIGTERM_and_its_successor_loses_nothing()
+    {
+        await using var pipeline = await Pipeline.StartAsync();
+        var metrics = new CollectorMetrics();
+        using var publisher = pipeline.CreatePublisher(metrics, bufferMessages: 100_000);
+        var prefix = "dead-kafka-" + Guid.NewGuid().ToString("N")[..8];
+        var t0 = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1_000_000;
+        const int total = 2000;
+        using var first = StartAggregatorProcess(pipeline);
+        var producing = Pipeline.PublishSteadilyAsync(publisher, prefix, 10, total, t0, 10, TimeSpan.FromMilliseconds(40), TimeSpan.FromSeconds(30));
+        Assert.True(await Pipeline.EventuallyAsync(async () => await pipeline.CountAsync("jvm.uptime", prefix) >= 300, TimeSpan.FromSeconds(90)),
+            "nothing was stored: " + first.Output);
+
+        // Kafka goes away under it mid-stream (the only broker refuses connections), then the operator stops the service.
+        pipeline.Kafka.SetBrokerDown(1);
+        await Task.Delay(1000);
+        var stopping = Stopwatch.StartNew();
+        Apm.Testing.Signals.Send(first.Process.Id, Apm.Testing.Signals.Term);
+        var exited = await Task.Run(() => first.Process.WaitForExit(TimeSpan.FromSeconds(120)));
+        stopping.Stop();
+        Assert.True(exited, "the aggregator did not exit within 120 s of SIGTERM with Kafka down: " + first.Output);
+        Assert.Equal(0, first.Process.ExitCode);
+        Console.WriteLine($"aggregator stopped {stopping.Elapsed.TotalSeconds:F1} s after SIGTERM with Kafka down");
+        var atStop = await pipeline.CountAsync("jvm.uptime", prefix);
+        Assert.True(atStop < total, "the stop should land mid-stream");
+
+        // Kafka returns; a new aggregator replays from the last commit: every sample exactly once.
+        pipeline.Kafka.SetBrokerUp(1);
+        await producing;
+        Assert.Equal(0, publisher.Flush(TimeSpan.FromSeconds(60)));
+        using var second = StartAggregatorProcess(pipeline);
+        Assert.True(await Pipeline.EventuallyAsync(async () => await pipeline.CountAsync("jvm.uptime", prefix) == total, TimeSpan.FromSeconds(120)),
+            $"stored {await pipeline.CountAsync("jvm.uptime", prefix)} of {total}; output: {second.Output}");
+        await Task.Delay(2000);
+        Assert.Equal(total, await pipeline.CountAsync("jvm.uptime", prefix));
+        Assert.Equal(2 * total, await pipeline.CountAsync("jvm.memory.used", prefix));
+        Assert.Equal(0, metrics.SamplesDropped);
+        second.Process.Kill(entireProcessTree: true);
     }
 
     private static async Task<long> PartitionsAsync(HttpClient http, Uri health)

@@ -141,10 +141,10 @@ public sealed partial class JavaFixture : IDisposable
     /// Stops every thread of the JVM (SIGSTOP) until <see cref="Resume"/>: how a test holds a JVM in the middle of a
     /// request (its attach socket still accepts connections; the kernel queues the request).
     /// </summary>
-    public void Pause() => Signal(SigStop);
+    public void Pause() => Signals.Send(Pid, Signals.Stop);
 
     /// <summary>Lets a JVM stopped by <see cref="Pause"/> run on (SIGCONT).</summary>
-    public void Resume() => Signal(SigCont);
+    public void Resume() => Signals.Send(Pid, Signals.Cont);
 
     /// <summary>
     /// Whether the JVM has a file descriptor open on <paramref name="path"/> (a deleted file too: its link then ends in
@@ -163,18 +163,6 @@ public sealed partial class JavaFixture : IDisposable
             return false;
         }
     }
-
-    // Linux (x86-64 and arm64) signal numbers.
-    private const int SigCont = 18;
-    private const int SigStop = 19;
-
-    private void Signal(int signal)
-    {
-        if (SysKill(Pid, signal) != 0) throw new InvalidOperationException($"kill({Pid}, {signal}) failed with errno {Marshal.GetLastPInvokeError()}");
-    }
-
-    [LibraryImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static partial int SysKill(int pid, int signal);
 
     public void Kill()
     {
