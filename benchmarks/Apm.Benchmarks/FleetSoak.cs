@@ -183,12 +183,22 @@ public static class FleetSoak
             {
                 var label = name;
                 var points = settled.Select(r => (r.Minutes, Mb(r.Services[child.Name], metric))).Where(p => p.Item2 > 0).ToList();
-                if (points.Count < 4 && label == "live heap")
+                var note = string.Empty;
+                if (label == "live heap")
                 {
-                    // A quiet process may go the whole window without a full collection: the heap at its last
-                    // collection (live set plus garbage not yet collected) is the next best view.
-                    label = "heap";
-                    points = settled.Select(r => (r.Minutes, Mb(r.Services[child.Name], "apm_process_managed_heap_bytes"))).Where(p => p.Item2 > 0).ToList();
+                    // The live heap is as of the last full collection: a reading taken before the next one repeats the
+                    // last, so only readings after a new full collection count, and too few of them say nothing.
+                    var fulls = settled.Select(r => r.Services[child.Name].GetValueOrDefault("apm_process_full_gc_count")).ToList();
+                    points = settled.Select((r, i) => (r, i)).Where(x => x.i == 0 || fulls[x.i] != fulls[x.i - 1])
+                        .Select(x => (x.r.Minutes, Mb(x.r.Services[child.Name], metric))).Where(p => p.Item2 > 0).ToList();
+                    note = Invariant($"  ({fulls[^1] - fulls[0]:N0} full collections, {points.Count} fresh readings)");
+                    if (points.Count < 4)
+                    {
+                        // A quiet process may go the whole window without a full collection: the heap at its last
+                        // collection (live set plus garbage not yet collected) is the next best view.
+                        label = "heap";
+                        points = settled.Select(r => (r.Minutes, Mb(r.Services[child.Name], "apm_process_managed_heap_bytes"))).Where(p => p.Item2 > 0).ToList();
+                    }
                 }
 
                 if (points.Count < 4)
@@ -209,7 +219,7 @@ public static class FleetSoak
                 var ok = slopePerHour < limit;
                 var word = !ok ? "GROWING" : slopePerHour <= -limit ? "falling" : "flat";
                 flat &= ok;
-                Console.WriteLine(Invariant($"  {child.Name,-14} {label,-10} mean {mean,7:F1} MB  min {points.Min(p => p.Item2),7:F1}  max {points.Max(p => p.Item2),7:F1}  floor per 5 min {string.Join(" ", floor.Select(f => f.Item2.ToString("F0", CultureInfo.InvariantCulture)))}  trend of the floor {slopePerHour,+7:+0.0;-0.0} MB/h  {word}"));
+                Console.WriteLine(Invariant($"  {child.Name,-14} {label,-10} mean {mean,7:F1} MB  min {points.Min(p => p.Item2),7:F1}  max {points.Max(p => p.Item2),7:F1}  floor per 5 min {string.Join(" ", floor.Select(f => f.Item2.ToString("F0", CultureInfo.InvariantCulture)))}  trend of the floor {slopePerHour,+7:+0.0;-0.0} MB/h  {word}{note}"));
             }
         }
 
