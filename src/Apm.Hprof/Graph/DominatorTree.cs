@@ -58,14 +58,16 @@ public sealed class DominatorTree
     {
         ArgumentNullException.ThrowIfNull(graph);
         var (start, targets) = graph.Csr;
-        var roots = graph.Roots.Select(r => r.Object).ToList();
+        var roots = new List<int>();
+        foreach (var r in graph.Roots) roots.Add(r.Object);
         var finalRef = finalReferentsAsRoots ? graph.FindClassByName("java.lang.ref.FinalReference") : null;
         if (finalRef != null)
         {
             // Only referents that are strongly reachable anyway: one kept alive by nothing but its Finalizer (e.g. a
             // statement whose cancelled task the timer thread already purged) stays out of the tree.
             var strong = StronglyReachable(graph.ObjectCount, start, targets, graph.Roots);
-            var isFinal = graph.Classes.Select(c => graph.IsSubclassOf(c, finalRef)).ToArray();
+            var isFinal = new bool[graph.Classes.Count];
+            foreach (var c in graph.Classes) isFinal[c.Index] = graph.IsSubclassOf(c, finalRef);
             for (int v = 0; v < graph.ObjectCount; v++)
             {
                 if (!isFinal[graph.GetClassIndex(v)] || graph.GetKind(v) != HeapObjectKind.Instance) continue;
@@ -76,7 +78,22 @@ public sealed class DominatorTree
 
         var shallow = new long[graph.ObjectCount];
         for (int i = 0; i < shallow.Length; i++) shallow[i] = graph.GetShallowSize(i);
-        return Compute(graph.ObjectCount, start, targets, roots.Distinct().ToArray(), shallow, ct);
+        return Compute(graph.ObjectCount, start, targets, Distinct(roots, graph.ObjectCount), shallow, ct);
+    }
+
+    /// <summary>Each root once, in the order of its first appearance.</summary>
+    private static int[] Distinct(List<int> roots, int nodeCount)
+    {
+        var seen = new bool[nodeCount];
+        var result = new List<int>(roots.Count);
+        foreach (var r in roots)
+        {
+            if (seen[r]) continue;
+            seen[r] = true;
+            result.Add(r);
+        }
+
+        return [.. result];
     }
 
     /// <summary>

@@ -258,7 +258,14 @@ internal static class HeapGraphBuilder
         {
             var hc = b.Classes[index];
             hc.SuperClass = cd.SuperClassId != 0 && b.ClassById.TryGetValue(cd.SuperClassId, out var sup) ? sup : -1;
-            hc.StaticFields = [.. cd.StaticFields.Select(sf => new HeapStaticField(Str(file, b, sf.NameId), sf.Type, sf.Value))];
+            var statics = new HeapStaticField[cd.StaticFields.Count];
+            for (int i = 0; i < statics.Length; i++)
+            {
+                var sf = cd.StaticFields[i];
+                statics[i] = new HeapStaticField(Str(file, b, sf.NameId), sf.Type, sf.Value);
+            }
+
+            hc.StaticFields = statics;
         }
 
         var referenceClass = b.ClassByName.TryGetValue("java.lang.ref.Reference", out var rc) ? rc : -1;
@@ -290,7 +297,13 @@ internal static class HeapGraphBuilder
             }
 
             hc.LayoutArray = [.. layout];
-            hc.DeclaredFields = [.. layout.Where(l => l.DeclaringClass == index)];
+            var declared = new List<HeapField>();
+            foreach (var l in layout)
+            {
+                if (l.DeclaringClass == index) declared.Add(l);
+            }
+
+            hc.DeclaredFields = declared;
             hc.RefOffsets = [.. refOffsets];
             hc.LayoutSize = offset;
         }
