@@ -98,9 +98,17 @@ public sealed class HeapAnalyses
         long total = Math.Max(1, _d.ReachableSize);
         long threshold = (long)(total * SuspectShare);
         var seen = new HashSet<int>();
-        foreach (var top in Ranking.Descending(_d.GetChildren(DominatorTree.SuperRoot), _d.GetRetainedSize))
+        // The top of the dominator tree holds about as many objects as the heap: rank only those above the threshold
+        // (the same order as ranking all and stopping at the first below it).
+        var candidates = new List<int>();
+        foreach (var top in _d.GetChildren(DominatorTree.SuperRoot))
         {
-            if (_d.GetRetainedSize(top) < threshold || findings.Count >= 5) break;
+            if (_d.GetRetainedSize(top) >= threshold) candidates.Add(top);
+        }
+
+        foreach (var top in Ranking.Descending(CollectionsMarshal.AsSpan(candidates), _d.GetRetainedSize))
+        {
+            if (findings.Count >= 5) break;
             int v = top;
             while (true)
             {
