@@ -52,31 +52,26 @@ internal sealed class IdLookup
         ulong rel = (ulong)(id - _min);
         if (id < _min || (rel >> _shift) >= (ulong)_buckets) return -1;
         int bucket = (int)(rel >> _shift);
-        var ids = _ids;
-        int lo = _bucketStart[bucket], hi = _bucketStart[bucket + 1] - 1;
-        while (lo <= hi)
-        {
-            int mid = (int)((uint)(lo + hi) >> 1);
-            long v = ids[mid];
-            if (v == id) return mid;
-            if (v < id) lo = mid + 1;
-            else hi = mid - 1;
-        }
-
-        return -1;
+        return Search(_ids, id, _bucketStart[bucket], _bucketStart[bucket + 1] - 1);
     }
 
     /// <summary>
     /// As <see cref="Find"/>, first searching the ids within <see cref="NearWindow"/> places of index <paramref name="near"/>:
     /// most references point at objects allocated next to their holder, whose ids a pass in id order has in cache,
-    /// while a hash probe is a cache miss or two.
+    /// while a bucket and its search are a cache miss or more.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int FindNear(long id, int near)
     {
         var ids = _ids;
         int lo = Math.Max(0, near - NearWindow), hi = Math.Min(ids.Length - 1, near + NearWindow);
-        if (lo > hi || id < ids[lo] || id > ids[hi]) return Find(id);
+        return lo > hi || id < ids[lo] || id > ids[hi] ? Find(id) : Search(ids, id, lo, hi);
+    }
+
+    /// <summary>Binary search of <paramref name="id"/> in ids[<paramref name="lo"/>..<paramref name="hi"/>]; -1 when absent.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int Search(long[] ids, long id, int lo, int hi)
+    {
         while (lo <= hi)
         {
             int mid = (int)((uint)(lo + hi) >> 1);
