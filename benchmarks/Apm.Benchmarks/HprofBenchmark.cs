@@ -11,9 +11,10 @@ namespace Apm.Benchmarks;
 /// pairs; add "--no-visualvm" to skip the VisualVM run (its time grows with the square of the Finalizer chain, so
 /// it is skipped by default above 60,000 statements); "--dumps=DIR" keeps the dumps in DIR and reuses one that is
 /// already there (for repeated runs: making the 1 GB dump takes minutes). Prints times, peak memory (private and file-backed pages
-/// apart, see <see cref="MemorySampler"/>) and ratios. "--cli=A.dll,B.dll" also times whole <c>apm triage</c> processes
-/// of those builds (e.g. a plain Release build against a ReadyToRun publish), alternating, three runs each: what a user
-/// waits for, runtime start and JIT included.
+/// apart, see <see cref="MemorySampler"/>) and ratios. "--cli=A.dll,B" also times whole <c>apm triage</c> processes
+/// of those builds (e.g. a plain Release build against the NativeAOT <c>apm-triage</c> executable: a path that does not
+/// end in .dll is started directly, with the same arguments), alternating, three runs each: what a user waits for,
+/// runtime start and JIT included.
 /// </summary>
 public static class HprofBenchmark
 {
@@ -149,7 +150,11 @@ public static class HprofBenchmark
                 {
                     File.Delete(output + ".json");
                     var sw = Stopwatch.StartNew();
-                    var text = JavaFixture.RunTool("dotnet", [cli, "triage", dump, "--json", output + ".json", "--html", output + ".html"], TimeSpan.FromMinutes(10));
+                    // A .dll is the apm CLI run by dotnet; anything else is an executable, e.g. the native apm-triage.
+                    string[] triageArgs = ["triage", dump, "--json", output + ".json", "--html", output + ".html"];
+                    var text = cli.EndsWith(".dll", StringComparison.Ordinal)
+                        ? JavaFixture.RunTool("dotnet", [cli, .. triageArgs], TimeSpan.FromMinutes(10))
+                        : JavaFixture.RunTool(cli, triageArgs, TimeSpan.FromMinutes(10));
                     times[cli].Add(sw.Elapsed);
                     if (!File.Exists(output + ".json")) throw new InvalidOperationException($"apm triage ({cli}) wrote no report: {text}");
                 }

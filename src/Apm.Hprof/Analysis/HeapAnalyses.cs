@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using Apm.Hprof.Graph;
 
 namespace Apm.Hprof.Analysis;
@@ -49,11 +50,23 @@ public sealed class HeapAnalyses
     public IReadOnlyList<long> RetainedByClass => _byClass;
 
     /// <summary>Class table sorted by retained size.</summary>
-    public IReadOnlyList<ClassRow> ClassTable(int top) =>
-        [.. _g.Classes.Where(c => c.InstanceCount > 0)
-            .OrderByDescending(c => _byClass[c.Index]).ThenByDescending(c => c.ShallowSizeTotal)
-            .Take(top)
-            .Select(c => new ClassRow(c.Name, c.InstanceCount, c.ShallowSizeTotal, _byClass[c.Index]))];
+    public IReadOnlyList<ClassRow> ClassTable(int top)
+    {
+        var present = new List<int>();
+        foreach (var c in _g.Classes)
+        {
+            if (c.InstanceCount > 0) present.Add(c.Index);
+        }
+
+        var rows = new List<ClassRow>();
+        foreach (var i in Ranking.Descending(CollectionsMarshal.AsSpan(present), i => _byClass[i], i => _g.Classes[i].ShallowSizeTotal, top))
+        {
+            var c = _g.Classes[i];
+            rows.Add(new ClassRow(c.Name, c.InstanceCount, c.ShallowSizeTotal, _byClass[i]));
+        }
+
+        return rows;
+    }
 
     /// <summary>True for objects that are the referent of a java.lang.ref.Finalizer (registered for finalization).</summary>
     public bool IsFinalizable(int obj) => Finalizable()[obj];
@@ -85,9 +98,17 @@ public sealed class HeapAnalyses
         long total = Math.Max(1, _d.ReachableSize);
         long threshold = (long)(total * SuspectShare);
         var seen = new HashSet<int>();
-        foreach (var top in _d.GetChildren(DominatorTree.SuperRoot).ToArray().OrderByDescending(_d.GetRetainedSize))
+        // The top of the dominator tree holds about as many objects as the heap: rank only those above the threshold
+        // (the same order as ranking all and stopping at the first below it).
+        var candidates = new List<int>();
+        foreach (var top in _d.GetChildren(DominatorTree.SuperRoot))
         {
-            if (_d.GetRetainedSize(top) < threshold || findings.Count >= 5) break;
+            if (_d.GetRetainedSize(top) >= threshold) candidates.Add(top);
+        }
+
+        foreach (var top in Ranking.Descending(CollectionsMarshal.AsSpan(candidates), _d.GetRetainedSize))
+        {
+            if (findings.Count >= 5) break;
             int v = top;
             while (true)
             {
@@ -104,10 +125,8 @@ public sealed class HeapAnalyses
             }
 
             if (!seen.Add(v)) continue;
-            var children = _d.GetChildren(v).ToArray();
-            var accumulated = children.GroupBy(_g.GetClassIndex)
-                .Select(grp => (Name: _g.Classes[grp.Key].Name, Count: grp.Count(), Bytes: grp.Sum(_d.GetRetainedSize)))
-                .OrderByDescending(x => x.Bytes).Take(3).ToList();
+            var children = _d.GetChildren(v);
+            var accumulated = Accumulated(children);
             var path = PathFinder.PathTo(RootTree(ct), v);
             var label = PathFinder.ClassLabel(_g, v);
             var share = _d.GetRetainedSize(v) * 100.0 / total;
@@ -116,15 +135,20 @@ public sealed class HeapAnalyses
                 new("share of reachable heap", share.ToString("F1", CultureInfo.InvariantCulture) + " %"),
                 new("object id", "0x" + _g.GetId(v).ToString("X", CultureInfo.InvariantCulture)),
             };
+            var classes = new List<string> { _g.GetClass(v).Name };
             foreach (var a in accumulated)
+            {
                 details.Add(new("accumulates", FormattableString.Invariant($"{a.Count} × {a.Name} retaining {a.Bytes} bytes")));
+                classes.Add(a.Name);
+            }
+
             findings.Add(new Finding(
                 FindingKinds.LeakSuspect,
                 FormattableString.Invariant($"{label} retains {share:F1} % of the heap ({_d.GetRetainedSize(v)} bytes)") +
                     (accumulated.Count > 0 ? FormattableString.Invariant($", mostly {accumulated[0].Count} × {accumulated[0].Name}") : ""),
                 _d.GetRetainedSize(v),
                 children.Length,
-                [_g.GetClass(v).Name, .. accumulated.Select(a => a.Name)],
+                classes,
                 path == null ? [] : PathFinder.Describe(_g, path),
                 details));
         }
@@ -152,6 +176,37 @@ public sealed class HeapAnalyses
 
         return findings;
     }
+
+    /// <summary>What the children of an accumulation point are: the three classes whose instances among them retain the most, in the order LINQ's GroupBy then OrderByDescending would give.</summary>
+    private List<AccumulatedClass> Accumulated(ReadOnlySpan<int> children)
+    {
+        var groupOf = new Dictionary<int, int>();
+        var groupClass = new int[children.Length];
+        var groupCount = new int[children.Length];
+        var groupBytes = new long[children.Length];
+        int groups = 0;
+        foreach (var k in children)
+        {
+            int ci = _g.GetClassIndex(k);
+            if (!groupOf.TryGetValue(ci, out var gi))
+            {
+                groupOf[ci] = gi = groups++;
+                groupClass[gi] = ci;
+            }
+
+            groupCount[gi]++;
+            groupBytes[gi] += _d.GetRetainedSize(k);
+        }
+
+        var order = new int[groups];
+        for (int i = 0; i < groups; i++) order[i] = i;
+        var result = new List<AccumulatedClass>();
+        foreach (var gi in Ranking.Descending(order, gi => groupBytes[gi], take: 3))
+            result.Add(new AccumulatedClass(_g.Classes[groupClass[gi]].Name, groupCount[gi], groupBytes[gi]));
+        return result;
+    }
+
+    private sealed record AccumulatedClass(string Name, int Count, long Bytes);
 
     /// <summary>
     /// Finalizer objects by referent class: queued (in java.lang.ref.Finalizer's queue, waiting for the Finalizer
@@ -220,7 +275,14 @@ public sealed class HeapAnalyses
         if (!ReferenceEquals(scan.Graph, _g)) throw new ArgumentException("the scan is of another graph", nameof(scan));
         if (!scan.HasFinalizerClass) return ([], scan.ThreadState, null);
         var fc = _g.FindClassByName("java.lang.ref.Finalizer")!;
-        var rows = new Dictionary<int, (int Reg, int Q, int U, long Bytes)>();
+        // Per referent class index; classes in the order of their first Finalizer.
+        int classCount = _g.Classes.Count;
+        var reg = new int[classCount];
+        var q = new int[classCount];
+        var u = new int[classCount];
+        var bytes = new long[classCount];
+        var seen = new bool[classCount];
+        var order = new List<int>();
         var (refObjects, refTargets) = _g.ReferencePairs;
         var isQueuedAt = scan.IsQueued;
         for (int i = 0; i < refObjects.Length; i++)
@@ -230,18 +292,31 @@ public sealed class HeapAnalyses
             int referent = refTargets.Span[i];
             bool isQueued = isQueuedAt[i];
             var key = _g.GetClassIndex(referent);
-            rows.TryGetValue(key, out var row);
-            if (isQueued) row.Q++;
-            else if (_d.IsReachable(referent)) row.Reg++;
-            else row.U++;
-            row.Bytes += _d.GetRetainedSize(referent);
-            rows[key] = row;
+            if (!seen[key])
+            {
+                seen[key] = true;
+                order.Add(key);
+            }
+
+            if (isQueued) q[key]++;
+            else if (_d.IsReachable(referent)) reg[key]++;
+            else u[key]++;
+            bytes[key] += _d.GetRetainedSize(referent);
         }
 
-        var list = rows.OrderByDescending(kv => kv.Value.Reg + kv.Value.Q + kv.Value.U)
-            .Select(kv => new FinalizerRow(_g.Classes[kv.Key].Name, kv.Value.Reg, kv.Value.Q, kv.Value.U, kv.Value.Bytes)).ToList();
+        var list = new List<FinalizerRow>();
+        int registered = 0, inQueue = 0, unreachable = 0;
+        long referentBytes = 0;
+        foreach (var c in Ranking.Descending(CollectionsMarshal.AsSpan(order), c => reg[c] + q[c] + u[c]))
+        {
+            list.Add(new FinalizerRow(_g.Classes[c].Name, reg[c], q[c], u[c], bytes[c]));
+            registered += reg[c];
+            inQueue += q[c];
+            unreachable += u[c];
+            referentBytes += bytes[c];
+        }
+
         var threadState = scan.ThreadState;
-        int registered = list.Sum(r => r.Registered), inQueue = list.Sum(r => r.Queued), unreachable = list.Sum(r => r.Unreachable);
         int count = registered + inQueue + unreachable;
         Finding? finding = null;
         if (count >= 1000 || inQueue >= 100)
@@ -250,9 +325,9 @@ public sealed class HeapAnalyses
             finding = new Finding(
                 FindingKinds.Finalizers,
                 FormattableString.Invariant($"{count} objects registered for finalization ({registered} still reachable, {inQueue} queued, {unreachable} awaiting the queue); most are {top.ReferentClass} ({top.Registered + top.Queued + top.Unreachable})"),
-                list.Sum(r => r.ReferentRetainedBytes),
+                referentBytes,
                 count,
-                [.. list.Take(5).Select(r => r.ReferentClass)],
+                FirstNames(list.Count, 5, i => list[i].ReferentClass),
                 [],
                 [new("Finalizer thread", threadState), new("queued for finalization", inQueue.ToString(CultureInfo.InvariantCulture))]);
         }
@@ -299,7 +374,11 @@ public sealed class HeapAnalyses
             int fieldsOf = -1;
             HeapField nextField = default, stateField = default;
             bool hasNext = false, hasState = false;
-            var retained = new Dictionary<(int TaskClass, int RetainedClass), (int Tasks, List<int> Objects)>();
+            // Groups by (task class, retained class), keyed by both indices in one long; in order of first appearance.
+            var groupOf = new Dictionary<long, int>();
+            var groupTasks = new List<int>();
+            var groupObjects = new List<List<int>>();
+            var groupKeys = new List<long>();
             for (int slot = 1; slot <= size; slot++)
             {
                 if ((slot & ResidentCheck) == 0) g.TrimResidentPages();
@@ -326,20 +405,38 @@ public sealed class HeapAnalyses
                 {
                     int held = near[h];
                     if (near.IndexOf(held, 0, h) >= 0) continue;
-                    var key = (taskClass, g.GetClassIndex(held));
-                    if (!retained.TryGetValue(key, out var e)) retained[key] = e = (0, []);
-                    e.Objects.Add(held);
-                    retained[key] = (e.Tasks + 1, e.Objects);
+                    long key = ((long)taskClass << 32) | (uint)g.GetClassIndex(held);
+                    if (!groupOf.TryGetValue(key, out var gi))
+                    {
+                        groupOf[key] = gi = groupKeys.Count;
+                        groupKeys.Add(key);
+                        groupTasks.Add(0);
+                        groupObjects.Add([]);
+                    }
+
+                    groupObjects[gi].Add(held);
+                    groupTasks[gi]++;
                 }
             }
 
-            var taskClasses = taskClassCounts.Select(kv => new KeyValuePair<string, int>(g.Classes[kv.Key].Name, kv.Value)).OrderByDescending(kv => kv.Value).ToList();
+            var taskClassOrder = new List<int>(taskClassCounts.Keys);
+            var taskClasses = new List<KeyValuePair<string, int>>();
+            foreach (var c in Ranking.Descending(CollectionsMarshal.AsSpan(taskClassOrder), c => taskClassCounts[c]))
+                taskClasses.Add(new KeyValuePair<string, int>(g.Classes[c].Name, taskClassCounts[c]));
             var groups = new List<TimerScan.RetainedGroup>();
-            foreach (var ((taskCls, heldCls), (tasks, objects)) in retained.OrderByDescending(kv => kv.Value.Objects.Count))
+            var groupOrder = new int[groupKeys.Count];
+            for (int i = 0; i < groupOrder.Length; i++) groupOrder[i] = i;
+            foreach (var gi in Ranking.Descending(groupOrder, gi => groupObjects[gi].Count))
             {
-                var distinct = objects.Distinct().ToList();
+                var distinct = new List<int>();
+                var distinctSet = new HashSet<int>();
+                foreach (var o in groupObjects[gi])
+                {
+                    if (distinctSet.Add(o)) distinct.Add(o);
+                }
+
                 if (distinct.Count < TimerRetainedThreshold) continue;
-                groups.Add(new TimerScan.RetainedGroup(taskCls, heldCls, tasks, distinct, PathTo(g, t, distinct[0])));
+                groups.Add(new TimerScan.RetainedGroup((int)(groupKeys[gi] >> 32), (int)groupKeys[gi], groupTasks[gi], distinct, PathTo(g, t, distinct[0])));
             }
 
             bool finding = cancelled >= 100 || size >= 1000;
@@ -378,7 +475,7 @@ public sealed class HeapAnalyses
                     FormattableString.Invariant($"Timer thread \"{threadName}\" holds {ts.Size} tasks, {ts.Cancelled} of them cancelled but still queued; due times span {TimeSpan.FromMilliseconds(Math.Max(0, ts.Latest - ts.Earliest))}"),
                     arrayRetained,
                     ts.Size,
-                    [.. ts.TaskClasses.Take(5).Select(kv => kv.Key)],
+                    FirstNames(ts.TaskClasses.Count, 5, i => ts.TaskClasses[i].Key),
                     ts.PathToQueue,
                     [new("cancelled tasks", ts.Cancelled.ToString(CultureInfo.InvariantCulture)), new("thread state", ts.State)]));
             }
@@ -386,7 +483,8 @@ public sealed class HeapAnalyses
             foreach (var grp in ts.Retained)
             {
                 var distinct = grp.Objects;
-                long bytes = distinct.Sum(_d.GetRetainedSize);
+                long bytes = 0;
+                foreach (var o in distinct) bytes += _d.GetRetainedSize(o);
                 var taskName = _g.Classes[grp.TaskClass].Name;
                 var heldName = _g.Classes[grp.HeldClass].Name;
                 findings.Add(new Finding(
@@ -481,16 +579,20 @@ public sealed class HeapAnalyses
     /// </summary>
     public IReadOnlyList<ThreadRow> Threads()
     {
-        var locals = new Dictionary<(int Serial, int Frame), List<FrameLocal>>();
+        // Keyed by thread serial (high half) and frame number (low half).
+        var locals = new Dictionary<long, List<FrameLocal>>();
         foreach (var r in _g.Roots)
         {
             if (r.Kind is not (Reader.HprofRootKind.JavaFrame or Reader.HprofRootKind.JniLocal)) continue;
-            if (!locals.TryGetValue((r.ThreadSerial, r.FrameNumber), out var list)) locals[(r.ThreadSerial, r.FrameNumber)] = list = [];
+            long key = LocalsKey(r.ThreadSerial, r.FrameNumber);
+            if (!locals.TryGetValue(key, out var list)) locals[key] = list = [];
             list.Add(new FrameLocal(_g.GetId(r.Object), PathFinder.ClassLabel(_g, r.Object)));
         }
 
         var rows = new List<ThreadRow>();
-        foreach (var serial in _g.ThreadSerials.Order())
+        var serials = new List<int>(_g.ThreadSerials);
+        serials.Sort();
+        foreach (var serial in serials)
         {
             int t = _g.GetThreadObject(serial);
             var stack = _g.GetThreadStack(serial);
@@ -498,11 +600,16 @@ public sealed class HeapAnalyses
             for (int i = 0; i < stack.Count; i++)
             {
                 var fr = stack[i];
-                frames.Add(new ThreadFrame(fr.ClassName, fr.Method, fr.SourceFile, fr.Line, locals.GetValueOrDefault((serial, i)) ?? []));
+                frames.Add(new ThreadFrame(fr.ClassName, fr.Method, fr.SourceFile, fr.Line, locals.TryGetValue(LocalsKey(serial, i), out var held) ? held : []));
             }
 
             // HotSpot numbers frames from 0 at the top; a local whose number has no frame (or -1) is kept, not dropped.
-            var unattributed = locals.Where(kv => kv.Key.Serial == serial && (uint)kv.Key.Frame >= (uint)stack.Count).SelectMany(kv => kv.Value).ToList();
+            var unattributed = new List<FrameLocal>();
+            foreach (var (key, held) in locals)
+            {
+                if ((int)(key >> 32) == serial && (uint)(int)key >= (uint)stack.Count) unattributed.AddRange(held);
+            }
+
             var name = _g.ReadString(_g.ReadObjectField(t, "name"));
             if (string.IsNullOrEmpty(name)) name = FormattableString.Invariant($"#{serial}");
 
@@ -510,6 +617,16 @@ public sealed class HeapAnalyses
         }
 
         return rows;
+    }
+
+    private static long LocalsKey(int serial, int frame) => ((long)serial << 32) | (uint)frame;
+
+    /// <summary>The first <paramref name="take"/> of <paramref name="count"/> names.</summary>
+    private static List<string> FirstNames(int count, int take, Func<int, string> name)
+    {
+        var names = new List<string>();
+        for (int i = 0; i < Math.Min(count, take); i++) names.Add(name(i));
+        return names;
     }
 
     /// <summary>java.lang.Thread.State from the JVMTI bits in Thread.threadStatus (JDK 17; holder.threadStatus later).</summary>
@@ -539,7 +656,9 @@ public sealed class HeapAnalyses
     private List<DominatorNode> Children(int node, int width, int depth)
     {
         if (depth == 0) return [];
-        return [.. _d.GetChildren(node).ToArray().OrderByDescending(_d.GetRetainedSize).Take(width)
-            .Select(c => new DominatorNode(_g.GetId(c), PathFinder.ClassLabel(_g, c), _g.GetShallowSize(c), _d.GetRetainedSize(c), Children(c, width, depth - 1)))];
+        var nodes = new List<DominatorNode>();
+        foreach (var c in Ranking.Descending(_d.GetChildren(node), _d.GetRetainedSize, take: width))
+            nodes.Add(new DominatorNode(_g.GetId(c), PathFinder.ClassLabel(_g, c), _g.GetShallowSize(c), _d.GetRetainedSize(c), Children(c, width, depth - 1)));
+        return nodes;
     }
 }

@@ -88,9 +88,17 @@ public static class HeapTriage
         var suspects = analyses.LeakSuspects(ct);
         Report("analyses: tables", 0);
         var findings = new List<Finding>();
-        findings.AddRange(timerFindings.Where(f => f.Kind == FindingKinds.TimerRetainedFinalizable));
+        foreach (var f in timerFindings)
+        {
+            if (f.Kind == FindingKinds.TimerRetainedFinalizable) findings.Add(f);
+        }
+
         if (finalizerFinding != null) findings.Add(finalizerFinding);
-        findings.AddRange(timerFindings.Where(f => f.Kind == FindingKinds.Timers));
+        foreach (var f in timerFindings)
+        {
+            if (f.Kind == FindingKinds.Timers) findings.Add(f);
+        }
+
         findings.AddRange(suspects);
         var summary = new HeapSummary(
             Path.GetFileName(path),

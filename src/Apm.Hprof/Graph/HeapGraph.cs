@@ -333,7 +333,7 @@ public sealed partial class HeapGraph : IDisposable
                     foreach (var fld in cls.Layout)
                     {
                         if (fld.Type == HprofBasicType.Object && f.Id(data + fld.Offset) == id)
-                            return cls.Layout.Count(x => x.Name == fld.Name) > 1 ? _classes[fld.DeclaringClass].Name + "." + fld.Name : fld.Name;
+                            return IsHidden(cls, fld.Name) ? _classes[fld.DeclaringClass].Name + "." + fld.Name : fld.Name;
                     }
 
                     break;
@@ -366,6 +366,18 @@ public sealed partial class HeapGraph : IDisposable
         }
 
         return "?";
+    }
+
+    /// <summary>True when more than one field of the layout has this name (a subclass field hides a super's).</summary>
+    private static bool IsHidden(HeapClass cls, string name)
+    {
+        int count = 0;
+        foreach (var f in cls.LayoutArray)
+        {
+            if (f.Name == name) count++;
+        }
+
+        return count > 1;
     }
 
     /// <summary>Offset of the instance field data of an instance record.</summary>

@@ -32,19 +32,23 @@ internal static class HeapGraphBuilder
         progress?.Invoke("index: positions", 0);
         var ids = new long[meta.Count + (second?.Count ?? 0)];
         var offsets = new long[ids.Length];
+        var primitive = new int[ids.Length];
         Array.Copy(meta.Ids, ids, meta.Count);
         Array.Copy(meta.Offsets, offsets, meta.Count);
+        Array.Copy(meta.Primitive, primitive, meta.Count);
         if (second is { } s2)
         {
             Array.Copy(s2.Ids, 0, ids, meta.Count, s2.Count);
             Array.Copy(s2.Offsets, 0, offsets, meta.Count, s2.Count);
+            Array.Copy(s2.Primitive, 0, primitive, meta.Count, s2.Count);
             meta.Join(s2);
             second = null;
         }
 
         meta.Ids = [];
         meta.Offsets = [];
-        SortByIds(ids, offsets);
+        meta.Primitive = [];
+        SortByIds(ids, offsets, primitive);
         for (int i = 1; i < ids.Length; i++)
         {
             if (ids[i] == ids[i - 1])
@@ -53,6 +57,7 @@ internal static class HeapGraphBuilder
 
         b.Ids = ids;
         b.Offsets = offsets;
+        b.Shallow = primitive;
         BuildClasses(file, b, meta);
         progress?.Invoke("index: references", 0);
         IndexObjects(file, b, progress, ct, parallel ?? (b.Ids.Length >= ParallelIndexThreshold && Environment.ProcessorCount >= 2));
@@ -121,37 +126,45 @@ internal static class HeapGraphBuilder
     }
 
     /// <summary>
-    /// Sorts ids (and their offsets) ascending. HotSpot writes the class dumps first and then the heap in address
-    /// order, so all but a short head is usually sorted already: sort the head and merge it with the sorted tail
-    /// (O(n) plus the head's sort) instead of sorting everything.
+    /// Sorts ids (and their offsets and primitive-array words) ascending. HotSpot writes the class dumps first and
+    /// then the heap in address order, so all but a short head is usually sorted already: sort the head and merge it
+    /// with the sorted tail (O(n) plus the head's sort) instead of sorting everything.
     /// </summary>
     [MethodImpl(HotLoop.Options)]
-    private static void SortByIds(long[] ids, long[] offsets)
+    private static void SortByIds(long[] ids, long[] offsets, int[] primitive)
     {
         int n = ids.Length;
         int tail = n - 1;
         while (tail > 0 && ids[tail - 1] <= ids[tail]) tail--;
         if (tail == 0) return;
-        if (tail > n / 2)
+        if (tail > n / 2) tail = n;
+
+        // The head is sorted through a permutation so that the two parallel arrays follow their ids.
+        var headIds = ids[..tail];
+        var order = new int[tail];
+        for (int i = 0; i < order.Length; i++) order[i] = i;
+        Array.Sort(headIds, order);
+        var headOffsets = new long[tail];
+        var headPrimitive = new int[tail];
+        for (int i = 0; i < order.Length; i++)
         {
-            Array.Sort(ids, offsets);
-            return;
+            headOffsets[i] = offsets[order[i]];
+            headPrimitive[i] = primitive[order[i]];
         }
 
-        Array.Sort(ids, offsets, 0, tail);
-        var headIds = ids[..tail];
-        var headOffsets = offsets[..tail];
         int a = 0, b = tail, o = 0;
         while (a < headIds.Length && b < n)
         {
             if (headIds[a] <= ids[b])
             {
                 ids[o] = headIds[a];
+                primitive[o] = headPrimitive[a];
                 offsets[o++] = headOffsets[a++];
             }
             else
             {
                 ids[o] = ids[b];
+                primitive[o] = primitive[b];
                 offsets[o++] = offsets[b++];
             }
         }
@@ -159,6 +172,7 @@ internal static class HeapGraphBuilder
         while (a < headIds.Length)
         {
             ids[o] = headIds[a];
+            primitive[o] = headPrimitive[a];
             offsets[o++] = headOffsets[a++];
         }
     }
@@ -196,6 +210,9 @@ internal static class HeapGraphBuilder
 
         return HprofBasicType.Object;
     }
+
+    /// <summary>The smallest primitive element type (boolean); the scan stores element types as an offset from it in 3 bits.</summary>
+    private const int PrimitiveTypeBase = (int)HprofBasicType.Boolean;
 
     private static readonly HprofBasicType[] PrimitiveTypes =
     [
@@ -241,7 +258,14 @@ internal static class HeapGraphBuilder
         {
             var hc = b.Classes[index];
             hc.SuperClass = cd.SuperClassId != 0 && b.ClassById.TryGetValue(cd.SuperClassId, out var sup) ? sup : -1;
-            hc.StaticFields = [.. cd.StaticFields.Select(sf => new HeapStaticField(Str(file, b, sf.NameId), sf.Type, sf.Value))];
+            var statics = new HeapStaticField[cd.StaticFields.Count];
+            for (int i = 0; i < statics.Length; i++)
+            {
+                var sf = cd.StaticFields[i];
+                statics[i] = new HeapStaticField(Str(file, b, sf.NameId), sf.Type, sf.Value);
+            }
+
+            hc.StaticFields = statics;
         }
 
         var referenceClass = b.ClassByName.TryGetValue("java.lang.ref.Reference", out var rc) ? rc : -1;
@@ -273,7 +297,13 @@ internal static class HeapGraphBuilder
             }
 
             hc.LayoutArray = [.. layout];
-            hc.DeclaredFields = [.. layout.Where(l => l.DeclaringClass == index)];
+            var declared = new List<HeapField>();
+            foreach (var l in layout)
+            {
+                if (l.DeclaringClass == index) declared.Add(l);
+            }
+
+            hc.DeclaredFields = declared;
             hc.RefOffsets = [.. refOffsets];
             hc.LayoutSize = offset;
         }
@@ -290,10 +320,10 @@ internal static class HeapGraphBuilder
 
     /// <summary>Appends the edge to <paramref name="target"/> (null ids are no edge; ids not in the dump count as dangling).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AddEdge(IdLookup lookup, long target, ref int[] refs, ref int refCount, ref long dangling)
+    private static void AddEdge(IdLookup lookup, long target, int holder, ref int[] refs, ref int refCount, ref long dangling)
     {
         if (target == 0) return;
-        int t = lookup.Find(target);
+        int t = lookup.FindNear(target, holder);
         if (t < 0)
         {
             dangling++;
@@ -406,7 +436,8 @@ internal static class HeapGraphBuilder
         public readonly HeapGraph.Builder B = b;
         public readonly int[] ClassOf = new int[n];
         public readonly byte[] Kind = new byte[n];
-        public readonly int[] Shallow = new int[n];
+        /// <summary>On entry the scan's primitive-array words (<see cref="MetaVisitor.OnPrimitiveArray"/>), on exit shallow sizes.</summary>
+        public readonly int[] Shallow = b.Shallow.Length == n ? b.Shallow : new int[n];
         public readonly int[] RefStart = new int[n + 1];
         public int RefSlot;
     }
@@ -465,6 +496,21 @@ internal static class HeapGraphBuilder
                 }
 
                 refStart[i] = refCount;
+                int word = shallow[i];
+                if (word != 0)
+                {
+                    // A primitive array: the scan already read its type and length, so its record is not touched again
+                    // (most of a dump's bytes are such arrays, each on pages of its own).
+                    int pc = primitiveArrayClass[(word & 7) + PrimitiveTypeBase];
+                    int size = word & ~7;
+                    classOf[i] = pc;
+                    kind[i] = (byte)HeapObjectKind.PrimitiveArray;
+                    shallow[i] = size;
+                    instanceCount[pc]++;
+                    shallowTotal[pc] += size;
+                    continue;
+                }
+
                 long off = offsets[i];
                 // Objects come in id order, which is nearly file order: keep only a window of the mapping resident.
                 if (off - released > 2 * HprofScanner.ResidentWindow)
@@ -499,7 +545,7 @@ internal static class HeapGraphBuilder
                             shallow[i] = cls.JvmInstanceSize;
                             foreach (var ro in cls.RefOffsets)
                             {
-                                AddEdge(lookup, file.Id(data + ro), ref refs, ref refCount, ref dangling);
+                                AddEdge(lookup, file.Id(data + ro), i, ref refs, ref refCount, ref dangling);
                             }
 
                             // Referents go to a side table (objects arrive in index order, so it stays sorted): the
@@ -536,7 +582,7 @@ internal static class HeapGraphBuilder
                             shallow[i] = Align8(arrayHeader + ((long)len * refSlot));
                             for (int e = 0; e < len; e++)
                             {
-                                AddEdge(lookup, file.Id(data + ((long)e * id)), ref refs, ref refCount, ref dangling);
+                                AddEdge(lookup, file.Id(data + ((long)e * id)), i, ref refs, ref refCount, ref dangling);
                             }
 
                             break;
@@ -561,7 +607,7 @@ internal static class HeapGraphBuilder
                             shallow[i] = 0;
                             foreach (var sf in described.StaticFields)
                             {
-                                if (sf.Type == HprofBasicType.Object) AddEdge(lookup, sf.Value, ref refs, ref refCount, ref dangling);
+                                if (sf.Type == HprofBasicType.Object) AddEdge(lookup, sf.Value, i, ref refs, ref refCount, ref dangling);
                             }
 
                             break;
@@ -637,6 +683,9 @@ internal static class HeapGraphBuilder
         public readonly List<(long Id, HprofRootKind Kind, int ThreadSerial, int Frame)> RawRoots = [];
         public long[] Ids = new long[1 << 16];
         public long[] Offsets = new long[1 << 16];
+
+        /// <summary>Per object: 0, or for a primitive array its shallow size (a multiple of 8) plus its element type minus <see cref="PrimitiveTypeBase"/>.</summary>
+        public int[] Primitive = new int[1 << 16];
         public int Count;
 
         public readonly void OnString(long id, long textOffset, int byteLength) => b.Strings[id] = (textOffset, byteLength);
@@ -671,7 +720,12 @@ internal static class HeapGraphBuilder
 
         public void OnObjectArray(long id, long arrayClassId, long recordOffset, long elementsOffset, int length) => Add(id, recordOffset);
 
-        public void OnPrimitiveArray(long id, HprofBasicType type, long recordOffset, long dataOffset, int length) => Add(id, recordOffset);
+        public void OnPrimitiveArray(long id, HprofBasicType type, long recordOffset, long dataOffset, int length)
+        {
+            Add(id, recordOffset);
+            long size = Math.Min(int.MaxValue & ~7L, (16 + ((long)length * HprofTypes.SizeOf(type, 8)) + 7) & ~7L);
+            Primitive[Count - 1] = (int)size | ((int)type - PrimitiveTypeBase);
+        }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private void Add(long id, long offset)
@@ -688,6 +742,7 @@ internal static class HeapGraphBuilder
             int next = (int)Math.Min(Array.MaxLength - 1, (long)Count * 2);
             Array.Resize(ref Ids, next);
             Array.Resize(ref Offsets, next);
+            Array.Resize(ref Primitive, next);
         }
     }
 }

@@ -161,15 +161,21 @@ public static class PathFinder
     public static string? DescribeRoot(HeapGraph graph, int obj)
     {
         ArgumentNullException.ThrowIfNull(graph);
-        var kinds = graph.Roots.Where(r => r.Object == obj).ToList();
-        if (kinds.Count == 0) return null;
-        return string.Join(", ", kinds.Select(r => r.Kind switch
+        var names = new List<string>();
+        foreach (var r in graph.Roots)
         {
-            HprofRootKind.ThreadObject => "thread object",
-            HprofRootKind.JavaFrame or HprofRootKind.JniLocal or HprofRootKind.NativeStack or HprofRootKind.ThreadBlock =>
-                RootName(r.Kind) + " of thread " + ThreadName(graph, r.ThreadSerial),
-            _ => RootName(r.Kind),
-        }).Distinct());
+            if (r.Object != obj) continue;
+            var name = r.Kind switch
+            {
+                HprofRootKind.ThreadObject => "thread object",
+                HprofRootKind.JavaFrame or HprofRootKind.JniLocal or HprofRootKind.NativeStack or HprofRootKind.ThreadBlock =>
+                    RootName(r.Kind) + " of thread " + ThreadName(graph, r.ThreadSerial),
+                _ => RootName(r.Kind),
+            };
+            if (!names.Contains(name)) names.Add(name);
+        }
+
+        return names.Count == 0 ? null : string.Join(", ", names);
     }
 
     private static string ThreadName(HeapGraph graph, int serial)
