@@ -30,12 +30,7 @@ public sealed class AggregatorRestartTests
 
         using var second = StartAggregatorProcess(pipeline);
         await producing;
-        Assert.True(await Pipeline.EventuallyAsync(async () => await pipeline.CountAsync("jvm.uptime", prefix) == total, TimeSpan.FromSeconds(120)),
-            $"stored {await pipeline.CountAsync("jvm.uptime", prefix)} of {total}; output: {second.Output}");
-        await Task.Delay(2000);
-        Assert.Equal(total, await pipeline.CountAsync("jvm.uptime", prefix));
-        // Each sample has two pools: exactly two jvm.memory.used points each, no duplicates.
-        Assert.Equal(2 * total, await pipeline.CountAsync("jvm.memory.used", prefix));
+        await pipeline.AssertStoredExactlyOnceAsync(prefix, total, () => $"output: {second.Output}");
         second.Process.Kill(entireProcessTree: true);
     }
 
@@ -72,11 +67,7 @@ public sealed class AggregatorRestartTests
         Assert.True(await Pipeline.EventuallyAsync(async () => await PartitionsAsync(http, survivorHealth) == 6, TimeSpan.FromSeconds(60)),
             $"the survivor did not take over every partition: it holds {await PartitionsAsync(http, survivorHealth)}\n{survivor.Output}");
         await producing;
-        Assert.True(await Pipeline.EventuallyAsync(async () => await pipeline.CountAsync("jvm.uptime", prefix) == total, TimeSpan.FromSeconds(120)),
-            $"stored {await pipeline.CountAsync("jvm.uptime", prefix)} of {total}; survivor: {survivor.Output}");
-        await Task.Delay(2000);
-        Assert.Equal(total, await pipeline.CountAsync("jvm.uptime", prefix));
-        Assert.Equal(2 * total, await pipeline.CountAsync("jvm.memory.used", prefix));
+        await pipeline.AssertStoredExactlyOnceAsync(prefix, total, () => $"survivor: {survivor.Output}");
         Assert.Equal(0, metrics.SamplesDropped);
     }
 
@@ -112,11 +103,7 @@ public sealed class AggregatorRestartTests
         await producing;
         Assert.Equal(0, publisher.Flush(TimeSpan.FromSeconds(60)));
         using var second = StartAggregatorProcess(pipeline);
-        Assert.True(await Pipeline.EventuallyAsync(async () => await pipeline.CountAsync("jvm.uptime", prefix) == total, TimeSpan.FromSeconds(120)),
-            $"stored {await pipeline.CountAsync("jvm.uptime", prefix)} of {total}; output: {second.Output}");
-        await Task.Delay(2000);
-        Assert.Equal(total, await pipeline.CountAsync("jvm.uptime", prefix));
-        Assert.Equal(2 * total, await pipeline.CountAsync("jvm.memory.used", prefix));
+        await pipeline.AssertStoredExactlyOnceAsync(prefix, total, () => $"output: {second.Output}");
         Assert.Equal(0, metrics.SamplesDropped);
         second.Process.Kill(entireProcessTree: true);
     }

@@ -120,6 +120,20 @@ public sealed class Pipeline : IAsyncDisposable
             publisher.Flush(flush);
         });
 
+    /// <summary>
+    /// Waits (up to 2 minutes) until <paramref name="total"/> synthetic samples of <paramref name="prefix"/> are stored,
+    /// then, 2 s later, checks that there are exactly that many: one jvm.uptime and two jvm.memory.used points each
+    /// (no duplicates). <paramref name="context"/> says what to print when they do not arrive.
+    /// </summary>
+    public async Task AssertStoredExactlyOnceAsync(string prefix, int total, Func<string> context)
+    {
+        Assert.True(await EventuallyAsync(async () => await CountAsync("jvm.uptime", prefix) == total, TimeSpan.FromSeconds(120)),
+            $"stored {await CountAsync("jvm.uptime", prefix)} of {total}; {context()}");
+        await Task.Delay(2000);
+        Assert.Equal(total, await CountAsync("jvm.uptime", prefix));
+        Assert.Equal(2 * total, await CountAsync("jvm.memory.used", prefix));
+    }
+
     /// <summary>Polls until <paramref name="condition"/> holds or the timeout passes; returns whether it held.</summary>
     public static async Task<bool> EventuallyAsync(Func<Task<bool>> condition, TimeSpan timeout)
     {
