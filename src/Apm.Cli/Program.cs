@@ -59,10 +59,7 @@ internal static class Program
         switch (args[0])
         {
             case "triage":
-                using (var cts = CancelOnCtrlC())
-                {
-                    return await TriageCommand.RunAsync(rest, Console.Out, Console.Error, !Console.IsErrorRedirected, cts.Token).ConfigureAwait(false);
-                }
+                return await TriageCommand.RunOnConsoleAsync(rest).ConfigureAwait(false);
 
             case "test-mail":
                 return await TestMailCommand.RunAsync(rest, Console.Out, Console.Error).ConfigureAwait(false);

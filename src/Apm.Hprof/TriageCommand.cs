@@ -28,6 +28,29 @@ public static class TriageCommand
         return Task.Run(() => Run(args, stdout, stderr, interactiveTerminal, ct), CancellationToken.None);
     }
 
+    /// <summary>
+    /// Runs the command on this process's console, as both <c>apm triage</c> and the native <c>apm-triage</c> do:
+    /// progress bar on a terminal, Ctrl-C cancels cleanly (exit code 130) instead of killing the process.
+    /// </summary>
+    public static async Task<int> RunOnConsoleAsync(string[] args)
+    {
+        using var cts = new CancellationTokenSource();
+        ConsoleCancelEventHandler cancel = (_, e) =>
+        {
+            e.Cancel = true;
+            cts.Cancel();
+        };
+        Console.CancelKeyPress += cancel;
+        try
+        {
+            return await RunAsync(args, Console.Out, Console.Error, !Console.IsErrorRedirected, cts.Token).ConfigureAwait(false);
+        }
+        finally
+        {
+            Console.CancelKeyPress -= cancel;
+        }
+    }
+
     private static int Run(string[] args, TextWriter stdout, TextWriter stderr, bool interactive, CancellationToken ct)
     {
         string? file = null, html = null, json = null;
