@@ -29,7 +29,8 @@ namespace Apm.Benchmarks;
 /// windows fill), and prints a verdict: flat when the floor rises by less than 5 % of the service's level per hour (or 5 MB/h; a falling floor is said as falling); lag bounded when the last reading is under three
 /// seconds of messages and no reading exceeds a minute's worth.
 /// Arguments: [--minutes N] (60) [--rate N] samples/s (500) [--jvms N] (5000) [--aggregators N] (1) [--rule-window MIN]
-/// (15; the old-generation and timer-retained windows) [--interval SECONDS] (30).
+/// (15; the old-generation and timer-retained windows) [--interval SECONDS] (30) [--csv FILE] (every reading of every
+/// metric appended to FILE).
 /// </summary>
 public static class FleetSoak
 {
@@ -43,17 +44,19 @@ public static class FleetSoak
         var aggregators = Arg(args, "--aggregators", 1);
         var ruleWindow = Arg(args, "--rule-window", 15);
         var interval = Arg(args, "--interval", 30);
+        var csvAt = Array.IndexOf(args, "--csv");
+        var csv = csvAt >= 0 && csvAt + 1 < args.Length ? args[csvAt + 1] : null;
         if (minutes < 1 || rate < 1 || jvms < 10 || aggregators is < 1 or > 6 || ruleWindow < 1 || interval < 2)
         {
             Console.Error.WriteLine("soak: --minutes >= 1, --rate >= 1, --jvms >= 10, --aggregators 1 to 6, --rule-window >= 1, --interval >= 2");
             return 2;
         }
 
-        return RunAsync(TimeSpan.FromMinutes(minutes), rate, jvms, aggregators, TimeSpan.FromMinutes(ruleWindow), TimeSpan.FromSeconds(interval))
+        return RunAsync(TimeSpan.FromMinutes(minutes), rate, jvms, aggregators, TimeSpan.FromMinutes(ruleWindow), TimeSpan.FromSeconds(interval), csv)
             .GetAwaiter().GetResult();
     }
 
-    private static async Task<int> RunAsync(TimeSpan duration, int rate, int jvmCount, int aggregatorCount, TimeSpan ruleWindow, TimeSpan interval)
+    private static async Task<int> RunAsync(TimeSpan duration, int rate, int jvmCount, int aggregatorCount, TimeSpan ruleWindow, TimeSpan interval, string? csvPath)
     {
         var work = Directory.CreateTempSubdirectory("apm-soak-");
         var children = new List<ApmProcess>();
@@ -134,6 +137,7 @@ public static class FleetSoak
                 foreach (var child in children) reading.Services[child.Name] = await child.ReadMetricsAsync().ConfigureAwait(false);
                 reading = reading with { Lag = children.Where(c => c.Role == "aggregator").Sum(c => reading.Services[c.Name].GetValueOrDefault("apm_aggregator_consumer_lag")) };
                 readings.Add(reading);
+                if (csvPath is not null) AppendCsv(csvPath, reading);
                 Console.WriteLine(Invariant($"{clock.Elapsed:hh\\:mm\\:ss}  ") + string.Join("  ", children.Select(c =>
                     Invariant($"{Mb(reading.Services[c.Name], "apm_process_resident_memory_bytes"),8:F1} / {Mb(reading.Services[c.Name], "apm_process_managed_heap_after_full_gc_bytes"),6:F1}").PadLeft(24)))
                     + Invariant($" {reading.Lag,10:N0} {reading.Published,10:N0}"));
@@ -179,8 +183,9 @@ public static class FleetSoak
         var flat = true;
         foreach (var child in children)
         {
-            foreach (var (metric, name) in new[] { ("apm_process_resident_memory_bytes", "resident"), ("apm_process_managed_heap_after_full_gc_bytes", "live heap") })
+            foreach (var (metric, name, decides) in Measured)
             {
+                if (!decides && !settled.Any(r => r.Services[child.Name].ContainsKey(metric))) continue;
                 var label = name;
                 var points = settled.Select(r => (r.Minutes, Mb(r.Services[child.Name], metric))).Where(p => p.Item2 > 0).ToList();
                 var note = string.Empty;
@@ -204,7 +209,7 @@ public static class FleetSoak
                 if (points.Count < 4)
                 {
                     Console.WriteLine(Invariant($"  {child.Name,-14} {label,-10} too few readings"));
-                    flat = false;
+                    flat &= !decides;
                     continue;
                 }
 
@@ -218,8 +223,9 @@ public static class FleetSoak
                 var limit = Math.Max(5, mean * 0.05);
                 var ok = slopePerHour < limit;
                 var word = !ok ? "GROWING" : slopePerHour <= -limit ? "falling" : "flat";
-                flat &= ok;
-                Console.WriteLine(Invariant($"  {child.Name,-14} {label,-10} mean {mean,7:F1} MB  min {points.Min(p => p.Item2),7:F1}  max {points.Max(p => p.Item2),7:F1}  floor per 5 min {string.Join(" ", floor.Select(f => f.Item2.ToString("F0", CultureInfo.InvariantCulture)))}  trend of the floor {slopePerHour,+7:+0.0;-0.0} MB/h  {word}{note}"));
+                if (decides) flat &= ok;
+                else word = "(" + word + ", where)";
+                Console.WriteLine(Invariant($"  {child.Name,-14} {label,-13} mean {mean,7:F1} MB  min {points.Min(p => p.Item2),7:F1}  max {points.Max(p => p.Item2),7:F1}  floor per 5 min {string.Join(" ", floor.Select(f => f.Item2.ToString("F0", CultureInfo.InvariantCulture)))}  trend of the floor {slopePerHour,+7:+0.0;-0.0} MB/h  {word}{note}"));
             }
         }
 
@@ -231,6 +237,20 @@ public static class FleetSoak
         Console.WriteLine($"verdict: memory {(flat ? "flat" : "GROWING")}, lag {(bounded ? "bounded" : "GROWING")}, dashboard {(pagesOk ? "served every page" : "FAILED pages")}");
         return flat && bounded && pagesOk ? 0 : 1;
     }
+
+    /// <summary>
+    /// The series whose trend is fitted: resident memory and the live heap decide the verdict; the others say where a
+    /// resident trend is (memory the GC holds, its free space, anonymous pages, the C heap in use and freed but held).
+    /// </summary>
+    private static readonly (string Metric, string Name, bool Decides)[] Measured =
+    [
+        ("apm_process_resident_memory_bytes", "resident", true),
+        ("apm_process_managed_heap_after_full_gc_bytes", "live heap", true),
+        ("apm_process_gc_committed_bytes", "gc committed", false),
+        ("apm_process_resident_anonymous_bytes", "anonymous", false),
+        ("apm_process_native_heap_in_use_bytes", "C heap used", false),
+        ("apm_process_native_heap_free_bytes", "C heap free", false),
+    ];
 
     private sealed record BrowseResult(long Pages, long Failures, long Events);
 
@@ -301,6 +321,21 @@ public static class FleetSoak
     }
 
     private sealed record Reading(double Minutes, Dictionary<string, Dictionary<string, long>> Services, long Lag, long Published);
+
+    /// <summary>Every metric of every service at one reading, a line each (minute,service,metric,value): the raw data behind the verdict.</summary>
+    private static void AppendCsv(string path, Reading reading)
+    {
+        var lines = new List<string>();
+        if (!File.Exists(path)) lines.Add("minute,service,metric,value");
+        foreach (var (service, metrics) in reading.Services)
+        {
+            foreach (var (metric, value) in metrics) lines.Add(Invariant($"{reading.Minutes:F2},{service},{metric},{value}"));
+        }
+
+        lines.Add(Invariant($"{reading.Minutes:F2},soak,lag,{reading.Lag}"));
+        lines.Add(Invariant($"{reading.Minutes:F2},soak,published,{reading.Published}"));
+        File.AppendAllLines(path, lines);
+    }
 
     private static double Mb(Dictionary<string, long> metrics, string name) => metrics.GetValueOrDefault(name) / 1048576.0;
 

@@ -28,5 +28,53 @@ public sealed class ProcessCounterTests
         Assert.Matches(@"(?m)^apm_process_managed_heap_after_full_gc_bytes [1-9][0-9]*$", text);
     }
 
+    [Fact]
+    public void The_native_heap_and_anonymous_pages_see_a_native_allocation()
+    {
+        Assert.True(OperatingSystem.IsLinux(), "this test reads /proc/self/status and glibc's mallinfo2: Linux only");
+        var before = Read();
+        Assert.True(before.ContainsKey("process.native_heap_in_use_bytes"), "glibc's mallinfo2 was not read");
+        Assert.True(before.ContainsKey("process.resident_anonymous_bytes"), "/proc/self/status was not read");
+        const int size = 64 << 20;
+        unsafe
+        {
+            // malloc of 64 MiB (an mmapped block in glibc), every page touched so that it is resident.
+            var block = (byte*)System.Runtime.InteropServices.NativeMemory.Alloc(size);
+            try
+            {
+                new Span<byte>(block, size).Fill(1);
+                var during = Read();
+                Assert.InRange(during["process.native_heap_in_use_bytes"] - before["process.native_heap_in_use_bytes"], size, size + (8L << 20));
+                Assert.True(during["process.resident_anonymous_bytes"] - before["process.resident_anonymous_bytes"] >= size * 3L / 4,
+                    $"anonymous resident pages rose by {during["process.resident_anonymous_bytes"] - before["process.resident_anonymous_bytes"]:N0} B only");
+            }
+            finally
+            {
+                System.Runtime.InteropServices.NativeMemory.Free(block);
+            }
+        }
+
+        GC.Collect(); // the GC's committed size is as of its last collection
+        var after = Read();
+        Assert.True(after["process.native_heap_in_use_bytes"] - before["process.native_heap_in_use_bytes"] < size / 2, "the freed block is still counted");
+        Assert.True(after["process.gc_committed_bytes"] >= after["process.managed_heap_bytes"], "the GC holds less memory than its heap's size");
+    }
+
+    [Theory]
+    [InlineData("Name:\tapm\nVmRSS:\t  300 kB\nRssAnon:\t     200 kB\nRssFile:\t      96 kB\nRssShmem:\t 4 kB\n", 204800L, 98304L)]
+    [InlineData("RssFile: 0 kB\nRssAnon: 1 kB", 1024L, 0L)]
+    public void The_resident_split_is_read_from_the_status_lines(string status, long anonymous, long file)
+    {
+        var split = ProcessMemory.ParseResidentSplit(status);
+        Assert.Equal((anonymous, file), split);
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("")]
+    [InlineData("RssAnon: 12 kB")]
+    [InlineData("RssAnon: many kB\nRssFile: 3 kB")]
+    public void A_status_without_both_lines_gives_no_split(string? status) => Assert.Null(ProcessMemory.ParseResidentSplit(status));
+
     private static Dictionary<string, long> Read() => new ProcessCounterSource().ReadCounters().ToDictionary(StringComparer.Ordinal);
 }
