@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Apm.Influx;
 using Confluent.Kafka;
 
 namespace Apm.Aggregator;
@@ -13,7 +14,7 @@ namespace Apm.Aggregator;
 /// </summary>
 internal sealed class OrderedWrites : IDisposable
 {
-    private readonly Func<string, CancellationToken, Task> _write;
+    private readonly Func<ReadOnlyMemory<byte>, CancellationToken, Task> _write;
     private readonly TimeSpan _retryInitialDelay;
     private readonly TimeSpan _retryMaxDelay;
     private readonly Action<int, TimeSpan, Exception>? _onFailure;
@@ -24,7 +25,7 @@ internal sealed class OrderedWrites : IDisposable
     /// <param name="write">Stores one batch of line protocol; throws when it could not.</param>
     /// <param name="onFailure">Called (on a pool thread) after each failed attempt: points, next delay, error.</param>
     /// <param name="onStored">Called (on a pool thread) once a batch is stored: points, milliseconds from submit (with retries).</param>
-    public OrderedWrites(Func<string, CancellationToken, Task> write, int maxInFlight, TimeSpan retryInitialDelay, TimeSpan retryMaxDelay,
+    public OrderedWrites(Func<ReadOnlyMemory<byte>, CancellationToken, Task> write, int maxInFlight, TimeSpan retryInitialDelay, TimeSpan retryMaxDelay,
         Action<int, TimeSpan, Exception>? onFailure = null, Action<int, long>? onStored = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(maxInFlight, 1);
@@ -49,12 +50,28 @@ internal sealed class OrderedWrites : IDisposable
 
     /// <summary>
     /// Starts writing <paramref name="lines"/> (none when <paramref name="points"/> is 0: a batch of dead letters only)
-    /// and queues its offsets behind every earlier batch. The caller checks <see cref="IsFull"/> first.
+    /// and queues its offsets behind every earlier batch. The caller checks <see cref="IsFull"/> first. The lines are
+    /// disposed (their buffer goes back to its pool) once the write is stored or cancelled.
     /// </summary>
-    public void Submit(string lines, int points, IReadOnlyCollection<TopicPartitionOffset> offsets)
+    public void Submit(PooledUtf8? lines, int points, IReadOnlyCollection<TopicPartitionOffset> offsets)
     {
-        if (IsFull) throw new InvalidOperationException($"{MaxInFlight} batches are in flight already.");
-        var write = points == 0 ? Task.CompletedTask : Task.Run(() => WriteUntilStoredAsync(lines, points, _cancel.Token));
+        if (IsFull)
+        {
+            lines?.Dispose();
+            throw new InvalidOperationException($"{MaxInFlight} batches are in flight already.");
+        }
+
+        Task write;
+        if (points == 0 || lines is null)
+        {
+            lines?.Dispose();
+            write = Task.CompletedTask;
+        }
+        else
+        {
+            write = Task.Run(() => WriteUntilStoredAsync(lines, points, _cancel.Token));
+        }
+
         _queue.Enqueue(new Entry(write, points, [.. offsets]));
     }
 
@@ -126,8 +143,9 @@ internal sealed class OrderedWrites : IDisposable
         _cancel.Dispose();
     }
 
-    private async Task WriteUntilStoredAsync(string lines, int points, CancellationToken cancellationToken)
+    private async Task WriteUntilStoredAsync(PooledUtf8 lines, int points, CancellationToken cancellationToken)
     {
+        using var owned = lines;
         var started = Stopwatch.GetTimestamp();
         var delay = _retryInitialDelay;
         while (true)
@@ -135,7 +153,7 @@ internal sealed class OrderedWrites : IDisposable
             cancellationToken.ThrowIfCancellationRequested();
             try
             {
-                await _write(lines, cancellationToken).ConfigureAwait(false);
+                await _write(lines.Memory, cancellationToken).ConfigureAwait(false);
                 break;
             }
             catch (Exception ex) when (!cancellationToken.IsCancellationRequested)

@@ -41,7 +41,7 @@ public sealed partial class SampleConsumer : IDisposable
     /// <param name="write">Stores a batch of line protocol; throws when it could not (the batch is then retried).</param>
     /// <param name="alerts">Rule evaluation and alert outputs; null = samples only.</param>
     public SampleConsumer(KafkaOptions kafka, AggregatorOptions options, AggregatorMetrics metrics, ILogger logger,
-        Func<string, CancellationToken, Task> write, string? topic = null, string? deadLetterTopic = null, AlertSink? alerts = null)
+        Func<ReadOnlyMemory<byte>, CancellationToken, Task> write, string? topic = null, string? deadLetterTopic = null, AlertSink? alerts = null)
     {
         ArgumentNullException.ThrowIfNull(kafka);
         _options = options;
@@ -337,7 +337,7 @@ public sealed partial class SampleConsumer : IDisposable
     private void SealBatch()
     {
         if (_pending.Count == 0) return;
-        _writes.Submit(_batchPoints > 0 ? _batch.ToString() : string.Empty, _batchPoints, _pending.Values);
+        _writes.Submit(_batchPoints > 0 ? _batch.ToUtf8() : null, _batchPoints, _pending.Values);
         _pending.Clear();
         _batch.Clear();
         _batchPoints = 0;

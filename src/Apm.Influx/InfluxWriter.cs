@@ -196,13 +196,14 @@ public sealed class InfluxWriter : IDisposable
     private async Task SendBatchAsync(ReadOnlyMemory<byte> chunk, int points, CancellationToken cancellationToken)
     {
         // Compressed once, resent as is on every retry. Line protocol compresses about 10:1.
-        using var compressed = new MemoryStream(Math.Max(256, chunk.Length / 4));
+        // Into a pooled buffer: a batch's body is often over the large-object threshold.
+        using var compressed = new PooledBufferStream(chunk.Length / 4);
         using (var gz = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
         {
             gz.Write(chunk.Span);
         }
 
-        var body = compressed.GetBuffer();
+        var body = compressed.Buffer;
         var bodyLength = (int)compressed.Length;
         InfluxAnswer answer;
         try

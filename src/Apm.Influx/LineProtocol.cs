@@ -339,6 +339,13 @@ public sealed class LineProtocolBuilder
         return _sb.ToString();
     }
 
+    /// <summary>The lines written so far as UTF-8 in a pooled buffer (no string); throws while a point is open.</summary>
+    public PooledUtf8 ToUtf8()
+    {
+        if (_state != State.Idle) throw new InvalidOperationException("A point is still open: end it with Timestamp or End.");
+        return PooledUtf8.Encode(_sb);
+    }
+
     /// <summary>Nanoseconds since the Unix epoch.</summary>
     public static long ToUnixNanoseconds(DateTimeOffset time) => (time.UtcTicks - DateTime.UnixEpoch.Ticks) * 100;
 

@@ -28,9 +28,14 @@ public sealed class ProcessCounterSource : ICounterSource
             new("process.full_gc_count", GC.CollectionCount(2)),
             new("process.cpu_ms", (long)process.TotalProcessorTime.TotalMilliseconds),
             new("process.threads", process.Threads.Count),
-            new("process.gc_committed_bytes", last.TotalCommittedBytes),
-            new("process.gc_fragmented_bytes", last.FragmentedBytes),
         };
+        if (last.Index > 0)
+        {
+            // As of the last collection: before the first one there is nothing to say (not zero).
+            counters.Add(new("process.gc_committed_bytes", last.TotalCommittedBytes));
+            counters.Add(new("process.gc_fragmented_bytes", last.FragmentedBytes));
+        }
+
         if (ProcessMemory.ReadResidentSplit() is { } split)
         {
             counters.Add(new("process.resident_anonymous_bytes", split.Anonymous));

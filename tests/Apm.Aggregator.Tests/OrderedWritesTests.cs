@@ -1,3 +1,4 @@
+using Apm.Influx;
 using Confluent.Kafka;
 
 namespace Apm.Aggregator.Tests;
@@ -19,8 +20,9 @@ public sealed class OrderedWritesTests
             }
         }
 
-        public Task Write(string lines, CancellationToken cancellationToken)
+        public Task Write(ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
         {
+            var lines = System.Text.Encoding.UTF8.GetString(bytes.Span);
             var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
             cancellationToken.Register(() => done.TrySetCanceled(cancellationToken));
             lock (_calls) _calls.Add((lines, done));
@@ -42,6 +44,24 @@ public sealed class OrderedWritesTests
             }
 
             throw new TimeoutException($"write call {n} was never made");
+        }
+
+        /// <summary>The <paramref name="nth"/> call (0-based) that wrote <paramref name="lines"/>, once it has been made.</summary>
+        public TaskCompletionSource CallWith(string lines, int nth = 0)
+        {
+            var deadline = DateTime.UtcNow + Wait;
+            while (DateTime.UtcNow < deadline)
+            {
+                lock (_calls)
+                {
+                    var matching = _calls.Where(c => c.Lines == lines).ToList();
+                    if (matching.Count > nth) return matching[nth].Done;
+                }
+
+                Thread.Sleep(5);
+            }
+
+            throw new TimeoutException($"no call {nth} wrote '{lines}'");
         }
 
         public string Lines(int n)
@@ -71,9 +91,9 @@ public sealed class OrderedWritesTests
     {
         var io = new ControlledWrites();
         using var writes = new OrderedWrites(io.Write, 3, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(1));
-        writes.Submit("a", 1, [Offset(0, 10), Offset(1, 5)]);
-        writes.Submit("b", 1, [Offset(0, 20)]);
-        writes.Submit("c", 1, [Offset(2, 7)]);
+        writes.Submit(PooledUtf8.Encode("a"), 1, [Offset(0, 10), Offset(1, 5)]);
+        writes.Submit(PooledUtf8.Encode("b"), 1, [Offset(0, 20)]);
+        writes.Submit(PooledUtf8.Encode("c"), 1, [Offset(2, 7)]);
         Assert.True(writes.IsFull);
 
         io.Call(2).SetResult();
@@ -97,8 +117,8 @@ public sealed class OrderedWritesTests
         var failures = 0;
         using var writes = new OrderedWrites(io.Write, 2, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(4),
             onFailure: (_, _, _) => Interlocked.Increment(ref failures));
-        writes.Submit("first", 1, [Offset(0, 10)]);
-        writes.Submit("second", 1, [Offset(0, 20)]);
+        writes.Submit(PooledUtf8.Encode("first"), 1, [Offset(0, 10)]);
+        writes.Submit(PooledUtf8.Encode("second"), 1, [Offset(0, 20)]);
 
         io.Call(1).SetResult();
         io.Call(0).SetException(new IOException("InfluxDB down"));
@@ -121,9 +141,9 @@ public sealed class OrderedWritesTests
     {
         var io = new ControlledWrites();
         using var writes = new OrderedWrites(io.Write, 3, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(1));
-        writes.Submit("a", 1, [Offset(0, 10)]);
-        writes.Submit("b", 1, [Offset(1, 3)]);
-        writes.Submit("c", 1, [Offset(0, 30)]);
+        writes.Submit(PooledUtf8.Encode("a"), 1, [Offset(0, 10)]);
+        writes.Submit(PooledUtf8.Encode("b"), 1, [Offset(1, 3)]);
+        writes.Submit(PooledUtf8.Encode("c"), 1, [Offset(0, 30)]);
         io.Call(0).SetResult();
         io.Call(2).SetResult();
         Assert.True(writes.WaitForOldest(Wait, CancellationToken.None));
@@ -147,8 +167,8 @@ public sealed class OrderedWritesTests
     {
         var io = new ControlledWrites();
         using var writes = new OrderedWrites(io.Write, 2, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(1));
-        writes.Submit("a", 1, [Offset(0, 10)]);
-        writes.Submit(string.Empty, 0, [Offset(0, 11)]);
+        writes.Submit(PooledUtf8.Encode("a"), 1, [Offset(0, 10)]);
+        writes.Submit(null, 0, [Offset(0, 11)]);
         Assert.Empty(writes.TakeStoredOffsets());
         io.Call(0).SetResult();
         Assert.True(writes.WaitForOldest(Wait, CancellationToken.None));
@@ -161,7 +181,7 @@ public sealed class OrderedWritesTests
     {
         var io = new ControlledWrites();
         using var writes = new OrderedWrites(io.Write, 2, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(1));
-        writes.Submit("a", 1, [Offset(0, 10), Offset(1, 4)]);
+        writes.Submit(PooledUtf8.Encode("a"), 1, [Offset(0, 10), Offset(1, 4)]);
         writes.ForgetPartitions([new TopicPartition("samples", new Partition(1))]);
         io.Call(0).SetResult();
         Assert.True(writes.WaitForOldest(Wait, CancellationToken.None));
@@ -173,8 +193,8 @@ public sealed class OrderedWritesTests
     {
         var io = new ControlledWrites();
         using var writes = new OrderedWrites(io.Write, 2, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(1));
-        writes.Submit("a", 1, [Offset(0, 10)]);
-        writes.Submit("b", 1, [Offset(0, 20)]);
+        writes.Submit(PooledUtf8.Encode("a"), 1, [Offset(0, 10)]);
+        writes.Submit(PooledUtf8.Encode("b"), 1, [Offset(0, 20)]);
         io.Call(1).SetResult();
         using (var grace = new CancellationTokenSource(TimeSpan.FromMilliseconds(100)))
         {
@@ -188,11 +208,61 @@ public sealed class OrderedWritesTests
     }
 
     [Fact]
+    public void A_batch_gives_its_buffer_back_once_stored_or_cancelled_and_not_before()
+    {
+        var io = new ControlledWrites();
+        using var writes = new OrderedWrites(io.Write, 3, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(1));
+        var stored = PooledUtf8.Encode("stored");
+        var failedOnce = PooledUtf8.Encode("failed once");
+        var cancelled = PooledUtf8.Encode("cancelled");
+        var deadLetters = PooledUtf8.Encode("never written");
+        writes.Submit(stored, 1, [Offset(0, 10)]);
+        writes.Submit(failedOnce, 1, [Offset(0, 20)]);
+        writes.Submit(deadLetters, 0, [Offset(0, 21)]);
+        Assert.Throws<ObjectDisposedException>(() => deadLetters.Memory);
+
+        // A failed attempt keeps the bytes for the retry; only the stored write returns them.
+        io.CallWith("failed once").SetException(new IOException("connection reset"));
+        var retry = io.CallWith("failed once", 1);
+        Assert.Equal(11, failedOnce.Memory.Length);
+        io.CallWith("stored").SetResult();
+        WaitUntil(() => Throws(() => stored.Memory));
+        Assert.Equal(11, failedOnce.Memory.Length);
+        retry.SetResult();
+        WaitUntil(() => Throws(() => failedOnce.Memory));
+
+        var taken = new List<TopicPartitionOffset>();
+        WaitUntil(() =>
+        {
+            taken.AddRange(writes.TakeStoredOffsets());
+            return writes.Count == 0;
+        });
+        Assert.Equal("0@21", Describe(taken.GroupBy(o => o.Partition.Value).Select(g => g.MaxBy(o => o.Offset.Value)!)));
+        writes.Submit(cancelled, 1, [Offset(0, 30)]);
+        _ = io.CallWith("cancelled");
+        writes.Cancel();
+        WaitUntil(() => Throws(() => cancelled.Memory));
+    }
+
+    private static bool Throws(Func<ReadOnlyMemory<byte>> read)
+    {
+        try
+        {
+            _ = read();
+            return false;
+        }
+        catch (ObjectDisposedException)
+        {
+            return true;
+        }
+    }
+
+    [Fact]
     public void Submitting_past_the_window_is_refused()
     {
         var io = new ControlledWrites();
         using var writes = new OrderedWrites(io.Write, 1, TimeSpan.FromMilliseconds(1), TimeSpan.FromMilliseconds(1));
-        writes.Submit("a", 1, [Offset(0, 10)]);
-        Assert.Throws<InvalidOperationException>(() => writes.Submit("b", 1, [Offset(0, 11)]));
+        writes.Submit(PooledUtf8.Encode("a"), 1, [Offset(0, 10)]);
+        Assert.Throws<InvalidOperationException>(() => writes.Submit(PooledUtf8.Encode("b"), 1, [Offset(0, 11)]));
     }
 }
