@@ -135,6 +135,9 @@ internal static class ApmHost
             }
 
             builder.Services.AddSingleton<ICounterSource, ProcessCounterSource>();
+            builder.Services.AddSingleton<NativeHeapTrimmer>();
+            builder.Services.AddHostedService(sp => sp.GetRequiredService<NativeHeapTrimmer>());
+            builder.Services.AddSingleton<ICounterSource>(sp => sp.GetRequiredService<NativeHeapTrimmer>());
             builder.Services.AddSingleton<CollectorMetrics>();
             builder.Services.AddSingleton<AggregatorMetrics>();
             if (roles.HasFlag(ApmRoles.Collector))

@@ -30,7 +30,11 @@ public static partial class ProcessMemory
     [LibraryImport("libc", EntryPoint = "mallinfo2")]
     private static partial MallInfo2 NativeMallinfo2();
 
+    [LibraryImport("libc", EntryPoint = "malloc_trim")]
+    private static partial int NativeMallocTrim(nuint pad);
+
     private static int s_mallinfoState; // 0 untried, 1 works, -1 missing (musl, old glibc, not Linux)
+    private static int s_trimState; // the same for malloc_trim
 
     /// <summary>
     /// The C heap: bytes in use (small allocations plus mmapped large ones) and bytes free but still held by the
@@ -49,6 +53,26 @@ public static partial class ProcessMemory
         {
             Volatile.Write(ref s_mallinfoState, -1);
             return null;
+        }
+    }
+
+    /// <summary>
+    /// Gives the C heap's free pages back to the system (glibc's <c>malloc_trim(0)</c>, which since glibc 2.8 releases
+    /// whole free pages inside every arena, not only at the top). False where it is not available or released nothing.
+    /// </summary>
+    public static bool Trim()
+    {
+        if (!OperatingSystem.IsLinux() || Volatile.Read(ref s_trimState) < 0) return false;
+        try
+        {
+            var released = NativeMallocTrim(0);
+            Volatile.Write(ref s_trimState, 1);
+            return released != 0;
+        }
+        catch (Exception ex) when (ex is EntryPointNotFoundException or DllNotFoundException)
+        {
+            Volatile.Write(ref s_trimState, -1);
+            return false;
         }
     }
 

@@ -60,6 +60,55 @@ public sealed class ProcessCounterTests
         Assert.True(after["process.gc_committed_bytes"] >= after["process.managed_heap_bytes"], "the GC holds less memory than its heap's size");
     }
 
+    [Fact]
+    public void The_trimmer_gives_freed_c_heap_pages_back_and_counts_them()
+    {
+        Assert.True(OperatingSystem.IsLinux(), "this test uses glibc's malloc_trim and /proc/self/status: Linux only");
+        var trimmer = new NativeHeapTrimmer(new Microsoft.Extensions.Configuration.ConfigurationBuilder().Build(),
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<NativeHeapTrimmer>.Instance);
+        trimmer.TrimOnce(0); // start from a trimmed heap
+        var (trimsBefore, bytesBefore) = (trimmer.Trims, trimmer.TrimmedBytes);
+        const int blocks = 200_000;
+        const int size = 512;
+        var kept = new List<nint>();
+        unsafe
+        {
+            // About 100 MB of small blocks (from an arena, not mmapped), every page touched; then all but every 64th
+            // freed: the arena holds the freed pages between the kept blocks, as it does for librdkafka's buffers.
+            var all = new nint[blocks];
+            for (var i = 0; i < blocks; i++)
+            {
+                var p = (byte*)System.Runtime.InteropServices.NativeMemory.Alloc(size);
+                new Span<byte>(p, size).Fill(7);
+                all[i] = (nint)p;
+            }
+
+            for (var i = 0; i < blocks; i++)
+            {
+                if (i % 64 == 0) kept.Add(all[i]);
+                else System.Runtime.InteropServices.NativeMemory.Free((void*)all[i]);
+            }
+        }
+
+        try
+        {
+            var free = ProcessMemory.ReadNativeHeap()!.Value.Free;
+            Assert.True(free > 80L << 20, $"only {free:N0} B free in the C heap after freeing about 98 MB");
+            var given = trimmer.TrimOnce();
+            Assert.True(given >= 40L << 20, $"the trim gave back {given:N0} B of about 98 MB freed");
+            var counters = trimmer.ReadCounters().ToDictionary(StringComparer.Ordinal);
+            Assert.Equal(trimsBefore + 1, counters["process.native_heap_trims"]);
+            Assert.Equal(bytesBefore + given, counters["process.native_heap_trimmed_bytes"]);
+        }
+        finally
+        {
+            unsafe
+            {
+                foreach (var p in kept) System.Runtime.InteropServices.NativeMemory.Free((void*)p);
+            }
+        }
+    }
+
     [Theory]
     [InlineData("Name:\tapm\nVmRSS:\t  300 kB\nRssAnon:\t     200 kB\nRssFile:\t      96 kB\nRssShmem:\t 4 kB\n", 204800L, 98304L)]
     [InlineData("RssFile: 0 kB\nRssAnon: 1 kB", 1024L, 0L)]
