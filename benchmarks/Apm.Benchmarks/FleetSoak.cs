@@ -26,11 +26,13 @@ namespace Apm.Benchmarks;
 /// Every 30 s it reads each service's /metrics (resident memory, managed heap after the last full collection, consumer
 /// lag). At the end it fits a least-squares trend to the floor of each service's memory (each 5 minutes' lowest
 /// reading) after the warm-up (the first third of the run, at least the rule window plus five minutes, when the rule
-/// windows fill), and prints a verdict: flat when the floor rises by less than 5 % of the service's level per hour (or 5 MB/h; a falling floor is said as falling); lag bounded when the last reading is under three
+/// windows fill), and prints a verdict: flat when the floor rises by less than 5 % of the service's level per hour (or 5 MB/h), or when
+/// its rise is not significant (the 95 % interval of the fitted slope includes zero; the interval is printed); a falling
+/// floor is said as falling; lag bounded when the last reading is under three
 /// seconds of messages and no reading exceeds a minute's worth.
 /// Arguments: [--minutes N] (60) [--rate N] samples/s (500) [--jvms N] (5000) [--aggregators N] (1) [--rule-window MIN]
 /// (15; the old-generation and timer-retained windows) [--interval SECONDS] (30) [--csv FILE] (every reading of every
-/// metric appended to FILE).
+/// metric appended to FILE) [--from-csv FILE] (no run: the verdict of a run written with --csv, from its file).
 /// </summary>
 public static class FleetSoak
 {
@@ -46,6 +48,9 @@ public static class FleetSoak
         var interval = Arg(args, "--interval", 30);
         var csvAt = Array.IndexOf(args, "--csv");
         var csv = csvAt >= 0 && csvAt + 1 < args.Length ? args[csvAt + 1] : null;
+        var fromAt = Array.IndexOf(args, "--from-csv");
+        if (fromAt >= 0 && fromAt + 1 < args.Length)
+            return VerdictFromCsv(args[fromAt + 1], TimeSpan.FromMinutes(minutes), TimeSpan.FromMinutes(ruleWindow), rate);
         if (minutes < 1 || rate < 1 || jvms < 10 || aggregators is < 1 or > 6 || ruleWindow < 1 || interval < 2)
         {
             Console.Error.WriteLine("soak: --minutes >= 1, --rate >= 1, --jvms >= 10, --aggregators 1 to 6, --rule-window >= 1, --interval >= 2");
@@ -150,7 +155,10 @@ public static class FleetSoak
             var kinds = mails.GroupBy(m => System.Text.RegularExpressions.Regex.Match(m.Subject, @"(FIRING|RESOLVED)\W+(\w+)") is { Success: true } k ? k.Groups[1].Value + " " + k.Groups[2].Value : "other")
                 .OrderByDescending(g => g.Count()).Select(g => Invariant($"{g.Key} {g.Count():N0}"));
             Console.WriteLine(Invariant($"alert e-mails received by the SMTP server: {mails.Count:N0} ({string.Join(", ", kinds)}); {mails.Select(m => m.Subject[(m.Subject.IndexOf(" on ", StringComparison.Ordinal) + 1)..]).Distinct().Count():N0} distinct JVMs"));
-            return Verdict(readings, children, duration, ruleWindow, rate, published, pages);
+            Console.WriteLine();
+            Console.WriteLine(Invariant($"offered {published.SamplesPerSecond:N0} samples/s ({published.Samples:N0} samples); dashboard: {pages.Pages:N0} pages fetched, {pages.Failures:N0} failed, {pages.Events:N0} live events read"));
+            var pagesOk = pages.Pages > 0 && pages.Failures == 0 && pages.Events > 0;
+            return Verdict(readings, [.. children.Select(c => c.Name)], duration, ruleWindow, rate, pagesOk);
         }
         finally
         {
@@ -166,13 +174,42 @@ public static class FleetSoak
         }
     }
 
-    private static int Verdict(List<Reading> readings, List<ApmProcess> children, TimeSpan duration, TimeSpan ruleWindow, int rate,
-        FleetRunResult published, BrowseResult pages)
+    /// <summary>
+    /// The verdict of a soak written with --csv, computed again from the file (after a change to the verdict, or to look
+    /// at a run that was stopped): <c>soak --from-csv FILE --minutes N --rate N --rule-window MIN</c> with the run's
+    /// own settings. The dashboard's pages are not in the file, so only memory and lag are judged.
+    /// </summary>
+    private static int VerdictFromCsv(string path, TimeSpan duration, TimeSpan ruleWindow, int rate)
+    {
+        var readings = new List<Reading>();
+        var services = new List<string>();
+        foreach (var line in File.ReadLines(path).Skip(1))
+        {
+            var f = line.Split(',');
+            if (f.Length != 4) continue;
+            var minutes = double.Parse(f[0], CultureInfo.InvariantCulture);
+            var value = long.Parse(f[3], CultureInfo.InvariantCulture);
+            if (readings.Count == 0 || readings[^1].Minutes != minutes) readings.Add(new Reading(minutes, [], 0, 0));
+            var r = readings[^1];
+            if (f[1] == "soak")
+            {
+                readings[^1] = f[2] == "lag" ? r with { Lag = value } : r with { Published = value };
+                continue;
+            }
+
+            if (!services.Contains(f[1])) services.Add(f[1]);
+            if (!r.Services.TryGetValue(f[1], out var metrics)) r.Services[f[1]] = metrics = [];
+            metrics[f[2]] = value;
+        }
+
+        Console.WriteLine(Invariant($"{readings.Count} readings of {string.Join(", ", services)} from {path}, the last at minute {readings[^1].Minutes:F1}"));
+        return Verdict(readings, services, duration, ruleWindow, rate, pagesOk: true);
+    }
+
+    private static int Verdict(List<Reading> readings, IReadOnlyList<string> services, TimeSpan duration, TimeSpan ruleWindow, int rate, bool pagesOk)
     {
         var warmUp = Math.Max(duration.TotalMinutes / 3, ruleWindow.TotalMinutes + 5);
         var settled = readings.Where(r => r.Minutes >= warmUp).ToList();
-        Console.WriteLine();
-        Console.WriteLine(Invariant($"offered {published.SamplesPerSecond:N0} samples/s ({published.Samples:N0} samples); dashboard: {pages.Pages:N0} pages fetched, {pages.Failures:N0} failed, {pages.Events:N0} live events read"));
         if (settled.Count < 4)
         {
             Console.WriteLine(Invariant($"too short: {settled.Count} readings after the {warmUp:F0}-minute warm-up; run longer (--minutes) for a verdict"));
@@ -181,34 +218,34 @@ public static class FleetSoak
 
         Console.WriteLine(Invariant($"memory trend from minute {warmUp:F0} to {settled[^1].Minutes:F0} ({settled.Count} readings), least squares:"));
         var flat = true;
-        foreach (var child in children)
+        foreach (var child in services)
         {
             foreach (var (metric, name, decides) in Measured)
             {
-                if (!decides && !settled.Any(r => r.Services[child.Name].ContainsKey(metric))) continue;
+                if (!decides && !settled.Any(r => r.Services[child].ContainsKey(metric))) continue;
                 var label = name;
-                var points = settled.Select(r => (r.Minutes, Mb(r.Services[child.Name], metric))).Where(p => p.Item2 > 0).ToList();
+                var points = settled.Select(r => (r.Minutes, Mb(r.Services[child], metric))).Where(p => p.Item2 > 0).ToList();
                 var note = string.Empty;
                 if (label == "live heap")
                 {
                     // The live heap is as of the last full collection: a reading taken before the next one repeats the
                     // last, so only readings after a new full collection count, and too few of them say nothing.
-                    var fulls = settled.Select(r => r.Services[child.Name].GetValueOrDefault("apm_process_full_gc_count")).ToList();
+                    var fulls = settled.Select(r => r.Services[child].GetValueOrDefault("apm_process_full_gc_count")).ToList();
                     points = settled.Select((r, i) => (r, i)).Where(x => x.i == 0 || fulls[x.i] != fulls[x.i - 1])
-                        .Select(x => (x.r.Minutes, Mb(x.r.Services[child.Name], metric))).Where(p => p.Item2 > 0).ToList();
+                        .Select(x => (x.r.Minutes, Mb(x.r.Services[child], metric))).Where(p => p.Item2 > 0).ToList();
                     note = Invariant($"  ({fulls[^1] - fulls[0]:N0} full collections, {points.Count} fresh readings)");
                     if (points.Count < 4)
                     {
                         // A quiet process may go the whole window without a full collection: the heap at its last
                         // collection (live set plus garbage not yet collected) is the next best view.
                         label = "heap";
-                        points = settled.Select(r => (r.Minutes, Mb(r.Services[child.Name], "apm_process_managed_heap_bytes"))).Where(p => p.Item2 > 0).ToList();
+                        points = settled.Select(r => (r.Minutes, Mb(r.Services[child], "apm_process_managed_heap_bytes"))).Where(p => p.Item2 > 0).ToList();
                     }
                 }
 
                 if (points.Count < 4)
                 {
-                    Console.WriteLine(Invariant($"  {child.Name,-14} {label,-10} too few readings"));
+                    Console.WriteLine(Invariant($"  {child,-14} {label,-10} too few readings"));
                     flat &= !decides;
                     continue;
                 }
@@ -217,15 +254,22 @@ public static class FleetSoak
                 // by 100 MB and more as pages are rendered); a leak raises the floor, garbage between collections does not.
                 var floor = points.GroupBy(p => (int)(p.Minutes / 5)).Where(g => g.Count() >= 2)
                     .Select(g => (g.Key * 5 + 2.5, g.Min(p => p.Item2))).ToList();
-                var slopePerHour = floor.Count >= 3 ? Slope(floor) * 60 : Slope(points) * 60;
+                var fitted = floor.Count >= 3 ? floor : points;
+                var (slope, margin) = SlopeWithMargin(fitted);
+                var slopePerHour = slope * 60;
+                var marginPerHour = margin * 60;
                 var mean = points.Average(p => p.Item2);
                 // Only a rising floor is a leak; a falling one (memory given back after the warm-up) is said as such.
+                // A rise is a trend when it passes the limit and its 95 % interval excludes zero: floors that go up and
+                // down by more than the fitted rise are noise, not growth (the interval is printed either way).
                 var limit = Math.Max(5, mean * 0.05);
-                var ok = slopePerHour < limit;
-                var word = !ok ? "GROWING" : slopePerHour <= -limit ? "falling" : "flat";
+                // With fewer than six floors the interval says little: then the fitted rise alone decides.
+                var significant = fitted.Count < 6 || slopePerHour - marginPerHour > 0;
+                var ok = slopePerHour < limit || !significant;
+                var word = !ok ? "GROWING" : slopePerHour <= -limit ? "falling" : slopePerHour >= limit ? "flat (rise not significant)" : "flat";
                 if (decides) flat &= ok;
                 else word = "(" + word + ", where)";
-                Console.WriteLine(Invariant($"  {child.Name,-14} {label,-13} mean {mean,7:F1} MB  min {points.Min(p => p.Item2),7:F1}  max {points.Max(p => p.Item2),7:F1}  floor per 5 min {string.Join(" ", floor.Select(f => f.Item2.ToString("F0", CultureInfo.InvariantCulture)))}  trend of the floor {slopePerHour,+7:+0.0;-0.0} MB/h  {word}{note}"));
+                Console.WriteLine(Invariant($"  {child,-14} {label,-13} mean {mean,7:F1} MB  min {points.Min(p => p.Item2),7:F1}  max {points.Max(p => p.Item2),7:F1}  floor per 5 min {string.Join(" ", floor.Select(f => f.Item2.ToString("F0", CultureInfo.InvariantCulture)))}  trend of the floor {slopePerHour,+7:+0.0;-0.0} ± {marginPerHour:F1} MB/h (limit {limit:F1})  {word}{note}"));
             }
         }
 
@@ -233,7 +277,6 @@ public static class FleetSoak
         var lastLag = readings[^1].Lag;
         var bounded = lastLag <= rate * 3L && maxLag <= rate * 60L;
         Console.WriteLine(Invariant($"consumer lag: max {maxLag:N0} messages, last {lastLag:N0} (bounded: last under {rate * 3:N0}, max under {rate * 60:N0})"));
-        var pagesOk = pages.Pages > 0 && pages.Failures == 0 && pages.Events > 0;
         Console.WriteLine($"verdict: memory {(flat ? "flat" : "GROWING")}, lag {(bounded ? "bounded" : "GROWING")}, dashboard {(pagesOk ? "served every page" : "FAILED pages")}");
         return flat && bounded && pagesOk ? 0 : 1;
     }
@@ -339,14 +382,29 @@ public static class FleetSoak
 
     private static double Mb(Dictionary<string, long> metrics, string name) => metrics.GetValueOrDefault(name) / 1048576.0;
 
-    private static double Slope(List<(double X, double Y)> points)
+    /// <summary>The least-squares slope and the half-width of its 95 % confidence interval (Student's t, n - 2 degrees of freedom).</summary>
+    private static (double Slope, double Margin) SlopeWithMargin(List<(double X, double Y)> points)
     {
         var mx = points.Average(p => p.X);
         var my = points.Average(p => p.Y);
         var num = points.Sum(p => (p.X - mx) * (p.Y - my));
         var den = points.Sum(p => (p.X - mx) * (p.X - mx));
-        return den == 0 ? 0 : num / den;
+        if (den == 0) return (0, double.PositiveInfinity);
+        var slope = num / den;
+        var n = points.Count;
+        if (n < 3) return (slope, double.PositiveInfinity);
+        var residuals = points.Sum(p => Math.Pow(p.Y - (my + slope * (p.X - mx)), 2));
+        var standardError = Math.Sqrt(residuals / (n - 2) / den);
+        return (slope, T975(n - 2) * standardError);
     }
+
+    /// <summary>Student's t 97.5 % quantile for the given degrees of freedom.</summary>
+    private static double T975(int df) => df switch
+    {
+        1 => 12.706, 2 => 4.303, 3 => 3.182, 4 => 2.776, 5 => 2.571, 6 => 2.447, 7 => 2.365, 8 => 2.306, 9 => 2.262,
+        10 => 2.228, 11 => 2.201, 12 => 2.179, 13 => 2.160, 14 => 2.145, 15 => 2.131, <= 20 => 2.086, <= 30 => 2.042,
+        <= 60 => 2.000, _ => 1.960,
+    };
 
     private static int Arg(string[] args, string name, int fallback)
     {
