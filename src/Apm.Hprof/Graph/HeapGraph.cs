@@ -162,7 +162,7 @@ public sealed partial class HeapGraph : IDisposable
         return false;
     }
 
-    /// <summary>Text of an HPROF string id ("" when unknown). Cost: a lookup and a decode.</summary>
+    /// <summary>Text of an HPROF string that names a class, a field or a frame's method or source file ("" for other ids). Cost: a lookup and a decode.</summary>
     public string GetString(long id) => _strings.TryGetValue(id, out var s) ? File.Utf8(s.Offset, s.Length) : "";
 
     /// <summary>The thread object of a thread serial, or -1.</summary>

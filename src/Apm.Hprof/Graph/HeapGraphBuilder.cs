@@ -58,6 +58,7 @@ internal static class HeapGraphBuilder
         b.Ids = ids;
         b.Offsets = offsets;
         b.Shallow = primitive;
+        IndexStrings(file, b, meta);
         BuildClasses(file, b, meta);
         progress?.Invoke("index: references", 0);
         IndexObjects(file, b, progress, ct, parallel ?? (b.Ids.Length >= ParallelIndexThreshold && Environment.ProcessorCount >= 2));
@@ -174,6 +175,36 @@ internal static class HeapGraphBuilder
             ids[o] = headIds[a];
             primitive[o] = headPrimitive[a];
             offsets[o++] = headOffsets[a++];
+        }
+    }
+
+    /// <summary>
+    /// Fills <see cref="HeapGraph.Builder.Strings"/> with the strings the graph names things by: class, field and
+    /// static field names and the frames' method and source file names. Later records of one id win, as in the file.
+    /// </summary>
+    private static void IndexStrings(HprofFile file, HeapGraph.Builder b, MetaVisitor meta)
+    {
+        var wanted = new HashSet<long>(meta.ClassNames.Values);
+        foreach (var cd in meta.ClassDumps)
+        {
+            foreach (var sf in cd.StaticFields) wanted.Add(sf.NameId);
+            foreach (var fd in cd.InstanceFields) wanted.Add(fd.NameId);
+        }
+
+        foreach (var fr in b.Frames.Values)
+        {
+            wanted.Add(fr.Method);
+            wanted.Add(fr.Source);
+        }
+
+        int idSize = file.IdSize;
+        for (int i = 0; i < meta.StringCount; i++)
+        {
+            long text = meta.StringOffsets[i];
+            long id = file.Id(text - idSize);
+            if (!wanted.Contains(id)) continue;
+            // The record's length (before its id) less the id is the text's length; the scan checked both.
+            b.Strings[id] = (text, (int)(file.U4(text - idSize - 4) - idSize));
         }
     }
 
@@ -664,10 +695,12 @@ internal static class HeapGraphBuilder
     private struct MetaVisitor(HeapGraph.Builder b) : IHprofVisitor
     {
         /// <summary>Adds what a scan of a later part of the file collected (its ids and offsets are joined by the caller).</summary>
-        public readonly void Join(MetaVisitor later)
+        public void Join(MetaVisitor later)
         {
             var lb = later.Builder;
-            foreach (var (k, v) in lb.Strings) b.Strings[k] = v;
+            if (StringCount + later.StringCount > StringOffsets.Length) Array.Resize(ref StringOffsets, StringCount + later.StringCount);
+            Array.Copy(later.StringOffsets, 0, StringOffsets, StringCount, later.StringCount);
+            StringCount += later.StringCount;
             foreach (var (k, v) in lb.ClassIdBySerial) b.ClassIdBySerial[k] = v;
             foreach (var (k, v) in lb.Frames) b.Frames[k] = v;
             foreach (var (k, v) in lb.Traces) b.Traces[k] = v;
@@ -681,6 +714,9 @@ internal static class HeapGraphBuilder
         public readonly List<HprofClassDump> ClassDumps = [];
         public readonly Dictionary<long, long> ClassNames = [];
         public readonly List<(long Id, HprofRootKind Kind, int ThreadSerial, int Frame)> RawRoots = [];
+        /// <summary>Text offsets of the string records, in file order (the id is just before each).</summary>
+        public long[] StringOffsets = [];
+        public int StringCount;
         public long[] Ids = new long[1 << 16];
         public long[] Offsets = new long[1 << 16];
 
@@ -688,7 +724,16 @@ internal static class HeapGraphBuilder
         public int[] Primitive = new int[1 << 16];
         public int Count;
 
-        public readonly void OnString(long id, long textOffset, int byteLength) => b.Strings[id] = (textOffset, byteLength);
+        /// <summary>
+        /// Only where each string is: a dump holds tens of thousands (every symbol of the JVM), the graph needs the few
+        /// thousand that name classes, fields and frames (<see cref="IndexStrings"/>). A dictionary of all of them was
+        /// about 4 MB of fresh memory on a 90 MB dump.
+        /// </summary>
+        public void OnString(long id, long textOffset, int byteLength)
+        {
+            if (StringCount == StringOffsets.Length) Array.Resize(ref StringOffsets, Math.Max(1024, StringCount * 2));
+            StringOffsets[StringCount++] = textOffset;
+        }
 
         public readonly void OnLoadClass(int classSerial, long classId, int stackSerial, long nameId)
         {
