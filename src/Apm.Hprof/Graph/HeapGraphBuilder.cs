@@ -367,8 +367,11 @@ internal static class HeapGraphBuilder
 
     private static int Align8(long size) => (int)Math.Min(int.MaxValue, (size + 7) & ~7L);
 
-    /// <summary>Below this many objects the reference pass runs on one thread (a second one costs more than it saves).</summary>
-    private const int ParallelIndexThreshold = 200_000;
+    /// <summary>
+    /// Below this many objects the reference pass runs on one thread (a second one costs more than it saves). The
+    /// 90 MB dump's 122,000 objects took 14 ms on one thread while the other core waited.
+    /// </summary>
+    private const int ParallelIndexThreshold = 50_000;
 
     /// <summary>
     /// The reference pass. Objects are independent of each other here, so the index range is cut in two halves
