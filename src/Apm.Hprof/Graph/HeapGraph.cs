@@ -119,6 +119,9 @@ public sealed partial class HeapGraph : IDisposable
     public HeapClass? GetDescribedClass(int obj) =>
         _kind[obj] == (byte)HeapObjectKind.Class && _classById.TryGetValue(_ids[obj], out var c) ? _classes[c] : null;
 
+    /// <summary>Every object's shallow size, by dense index (for algorithms that want the array; do not modify).</summary>
+    internal int[] ShallowSizes => _shallow;
+
     /// <summary>Shallow size in bytes (the JVM's size of the object, as VisualVM counts it).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int GetShallowSize(int obj) => _shallow[obj];

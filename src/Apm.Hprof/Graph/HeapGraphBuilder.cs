@@ -404,17 +404,18 @@ internal static class HeapGraphBuilder
         IndexRange first, second;
         if (!parallel)
         {
-            first = IndexRange.Run(ctx, 0, n, progress, ct);
-            second = IndexRange.Run(ctx, n, n, null, ct);
+            first = IndexRange.Run(ctx, 0, n, n, progress, ct);
+            second = IndexRange.Run(ctx, n, n, 0, null, ct);
         }
         else
         {
             int half = n / 2;
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            var other = Task.Run(() => IndexRange.Run(ctx, half, n, null, stop.Token), stop.Token);
+            var other = Task.Run(() => IndexRange.Run(ctx, half, n, n - half, null, stop.Token), stop.Token);
             try
             {
-                first = IndexRange.Run(ctx, 0, half, progress, stop.Token);
+                // The first half's buffer is sized for both, so that the join usually copies only the second's.
+                first = IndexRange.Run(ctx, 0, half, n, progress, stop.Token);
             }
             catch
             {
@@ -429,8 +430,9 @@ internal static class HeapGraphBuilder
         // Join: the second half's reference offsets move up by the first half's count.
         long total = (long)first.RefCount + second.RefCount;
         if (total > Array.MaxLength) throw new HprofFormatException(HprofErrorKind.Corrupt, 0, -1, "more references than an index can hold");
+        // The targets array may end in unused slots (never written, so never faulted in): readers go by RefStart.
         var refs = first.Refs;
-        Array.Resize(ref refs, (int)total);
+        if (refs.Length < total) Array.Resize(ref refs, (int)total);
         Array.Copy(second.Refs, 0, refs, first.RefCount, second.RefCount);
         var refStart = ctx.RefStart;
         int shift = first.RefCount;
@@ -490,7 +492,8 @@ internal static class HeapGraphBuilder
         public long[] ShallowTotal = [];
 
         [MethodImpl(HotLoop.Options)]
-        public static IndexRange Run(IndexContext ctx, int from, int to, Action<string, double>? progress, CancellationToken ct)
+        /// <summary>Decodes objects [<paramref name="from"/>, <paramref name="to"/>), with a reference buffer first sized for <paramref name="objectsToHold"/> objects' references.</summary>
+        public static IndexRange Run(IndexContext ctx, int from, int to, int objectsToHold, Action<string, double>? progress, CancellationToken ct)
         {
             var file = ctx.File;
             var b = ctx.B;
@@ -504,7 +507,8 @@ internal static class HeapGraphBuilder
             var refStart = ctx.RefStart;
             int refSlot = ctx.RefSlot;
             const int arrayHeader = 16;
-            var refs = new int[Math.Max(16, (to - from) * 2)];
+            // Two references per object is a usual average; uninitialized, so that slots never written cost nothing.
+            var refs = GC.AllocateUninitializedArray<int>((int)Math.Clamp(objectsToHold * 2L, 16, Array.MaxLength));
             int refCount = 0;
             long dangling = 0;
             var classes = b.Classes;
