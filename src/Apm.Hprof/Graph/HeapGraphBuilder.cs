@@ -27,39 +27,65 @@ internal static class HeapGraphBuilder
         // cut at a record boundary near its middle and the halves are scanned by two threads, each into its own
         // containers, joined in file order afterwards.
         progress?.Invoke("index: metadata", 0);
-        var (meta, second) = ScanMetadata(file, b, progress, ct, parallel ?? (file.Length >= ParallelScanThreshold && Environment.ProcessorCount >= 2));
+        bool twoThreads = parallel ?? (file.Length >= ParallelScanThreshold && Environment.ProcessorCount >= 2);
+        var (meta, second) = ScanMetadata(file, b, progress, ct, twoThreads);
         ct.ThrowIfCancellationRequested();
         progress?.Invoke("index: positions", 0);
-        var ids = new long[meta.Count + (second?.Count ?? 0)];
-        var offsets = new long[ids.Length];
-        var primitive = new int[ids.Length];
-        Array.Copy(meta.Ids, ids, meta.Count);
-        Array.Copy(meta.Offsets, offsets, meta.Count);
-        Array.Copy(meta.Primitive, primitive, meta.Count);
-        if (second is { } s2)
+        int firstCount = meta.Count;
+        if (second is { } s2) meta.Join(s2);
+
+        // The classes (names, layouts) need no object position: on a big file they are built on a second thread
+        // while this one joins and sorts the positions.
+        var joined = meta;
+        var classesTask = twoThreads ? Task.Run(() => BuildClassesAndStrings(file, b, joined), CancellationToken.None) : null;
+        try
         {
-            Array.Copy(s2.Ids, 0, ids, meta.Count, s2.Count);
-            Array.Copy(s2.Offsets, 0, offsets, meta.Count, s2.Count);
-            Array.Copy(s2.Primitive, 0, primitive, meta.Count, s2.Count);
-            meta.Join(s2);
-            second = null;
+            var ids = new long[firstCount + (second?.Count ?? 0)];
+            var offsets = new long[ids.Length];
+            var primitive = new int[ids.Length];
+            Array.Copy(meta.Ids, ids, firstCount);
+            Array.Copy(meta.Offsets, offsets, firstCount);
+            Array.Copy(meta.Primitive, primitive, firstCount);
+            if (second is { } s3)
+            {
+                Array.Copy(s3.Ids, 0, ids, firstCount, s3.Count);
+                Array.Copy(s3.Offsets, 0, offsets, firstCount, s3.Count);
+                Array.Copy(s3.Primitive, 0, primitive, firstCount, s3.Count);
+                second = null;
+            }
+
+            meta.Ids = [];
+            meta.Offsets = [];
+            meta.Primitive = [];
+            SortByIds(ids, offsets, primitive);
+            for (int i = 1; i < ids.Length; i++)
+            {
+                if (ids[i] == ids[i - 1])
+                    throw new HprofFormatException(HprofErrorKind.Corrupt, offsets[i], -1, FormattableString.Invariant($"object id 0x{ids[i]:X} appears twice"));
+            }
+
+            b.Ids = ids;
+            b.Offsets = offsets;
+            b.Shallow = primitive;
+        }
+        finally
+        {
+            // Never leave the other thread reading the file after a failure here; its own failure comes out below.
+            if (classesTask != null)
+            {
+                try
+                {
+                    classesTask.Wait(CancellationToken.None);
+                }
+                catch (AggregateException)
+                {
+                    // Rethrown by GetResult below unless this thread's failure is already on its way.
+                }
+            }
         }
 
-        meta.Ids = [];
-        meta.Offsets = [];
-        meta.Primitive = [];
-        SortByIds(ids, offsets, primitive);
-        for (int i = 1; i < ids.Length; i++)
-        {
-            if (ids[i] == ids[i - 1])
-                throw new HprofFormatException(HprofErrorKind.Corrupt, offsets[i], -1, FormattableString.Invariant($"object id 0x{ids[i]:X} appears twice"));
-        }
-
-        b.Ids = ids;
-        b.Offsets = offsets;
-        b.Shallow = primitive;
-        IndexStrings(file, b, meta);
-        BuildClasses(file, b, meta);
+        int dumpClasses = classesTask != null ? classesTask.GetAwaiter().GetResult() : BuildClassesAndStrings(file, b, meta);
+        for (int i = 0; i < dumpClasses; i++) b.Classes[i].ObjectIndex = FindIndex(b.Ids, b.Classes[i].Id);
         progress?.Invoke("index: references", 0);
         IndexObjects(file, b, progress, ct, parallel ?? (b.Ids.Length >= ParallelIndexThreshold && Environment.ProcessorCount >= 2));
         // The analyses read only a few objects back from the file; let those fault in again when they are read.
@@ -251,8 +277,16 @@ internal static class HeapGraphBuilder
         HprofBasicType.Byte, HprofBasicType.Short, HprofBasicType.Int, HprofBasicType.Long,
     ];
 
+    /// <summary>The strings, then the classes; returns how many classes came from class dumps (the first ones).</summary>
+    private static int BuildClassesAndStrings(HprofFile file, HeapGraph.Builder b, MetaVisitor meta)
+    {
+        IndexStrings(file, b, meta);
+        return BuildClasses(file, b, meta);
+    }
+
+    /// <summary>Builds the classes (without <see cref="HeapClass.ObjectIndex"/>, which needs the sorted ids); returns how many came from class dumps.</summary>
     [MethodImpl(HotLoop.Options)]
-    private static void BuildClasses(HprofFile file, HeapGraph.Builder b, MetaVisitor meta)
+    private static int BuildClasses(HprofFile file, HeapGraph.Builder b, MetaVisitor meta)
     {
         var classes = new List<HeapClass>(meta.ClassDumps.Count + 9);
         var dumps = new Dictionary<int, HprofClassDump>();
@@ -267,7 +301,6 @@ internal static class HeapGraphBuilder
                 InstanceSize = cd.InstanceSize,
                 ClassLoaderId = cd.ClassLoaderId,
                 ArrayElementType = ElementTypeOf(name),
-                ObjectIndex = FindIndex(b.Ids, cd.ClassId),
             };
             b.ClassById[cd.ClassId] = hc.Index;
             dumps[hc.Index] = cd;
@@ -275,6 +308,7 @@ internal static class HeapGraphBuilder
             b.ClassByName.TryAdd(name, hc.Index);
         }
 
+        int fromDumps = classes.Count;
         foreach (var t in PrimitiveTypes)
         {
             var name = HprofTypes.JavaName(t) + "[]";
@@ -338,6 +372,8 @@ internal static class HeapGraphBuilder
             hc.RefOffsets = [.. refOffsets];
             hc.LayoutSize = offset;
         }
+
+        return fromDumps;
     }
 
     private static string Str(HprofFile file, HeapGraph.Builder b, long id) =>
