@@ -376,6 +376,7 @@ public sealed class HeapAnalyses
     /// </summary>
     private static TimerScan.ThreadScan ScanTimerThread(HeapGraph g, int t, bool[] finalizable, List<int> near)
     {
+        var search = new PathFinder.Search(g, t);
         var threadName = g.ReadString(g.ReadObjectField(t, "name")) ?? "?";
         int queue = g.ReadObjectField(t, "queue", "java.util.TimerThread");
         int array = queue >= 0 ? g.ReadObjectField(queue, "queue") : -1;
@@ -449,11 +450,11 @@ public sealed class HeapAnalyses
             }
 
             if (distinct.Count < TimerRetainedThreshold) continue;
-            groups.Add(new TimerScan.RetainedGroup((int)(groupKeys[gi] >> 32), (int)groupKeys[gi], groupTasks[gi], distinct, PathTo(g, t, distinct[0])));
+            groups.Add(new TimerScan.RetainedGroup((int)(groupKeys[gi] >> 32), (int)groupKeys[gi], groupTasks[gi], distinct, PathTo(g, search, distinct[0])));
         }
 
         bool finding = cancelled >= 100 || size >= 1000;
-        return new TimerScan.ThreadScan(t, threadName, ThreadState(g, t), size, array, cancelled, earliest, latest, taskClasses, finding ? PathTo(g, t, array) : [], groups);
+        return new TimerScan.ThreadScan(t, threadName, ThreadState(g, t), size, array, cancelled, earliest, latest, taskClasses, finding ? PathTo(g, search, array) : [], groups);
     }
 
     /// <summary>Finishes <see cref="ScanTimers(HeapGraph, CancellationToken)"/> with this tree's retained sizes.</summary>
@@ -549,10 +550,10 @@ public sealed class HeapAnalyses
         }
     }
 
-    private static IReadOnlyList<PathStep> PathTo(HeapGraph g, int thread, int target)
+    private static IReadOnlyList<PathStep> PathTo(HeapGraph g, PathFinder.Search search, int target)
     {
         if (target < 0) return [];
-        var path = PathFinder.Shortest(g, [thread], v => v == target);
+        var path = search.Shortest(target);
         return path == null ? [] : PathFinder.Describe(g, path);
     }
 
