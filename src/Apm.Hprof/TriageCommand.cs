@@ -130,6 +130,8 @@ public static class TriageCommand
         if (result.Findings.Count == 0) stdout.WriteLine("no findings");
         try
         {
+            // The page is built on another core while the JSON is written (each takes a millisecond or two).
+            var page = html != null && json != null ? Task.Run(() => TriageReport.ToHtml(result), CancellationToken.None) : null;
             if (json != null)
             {
                 using var js = File.Create(json);
@@ -139,7 +141,7 @@ public static class TriageCommand
 
             if (html != null)
             {
-                File.WriteAllText(html, TriageReport.ToHtml(result));
+                File.WriteAllText(html, page != null ? page.GetAwaiter().GetResult() : TriageReport.ToHtml(result));
                 stdout.WriteLine("html: " + html);
             }
         }

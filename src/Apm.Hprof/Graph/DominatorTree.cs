@@ -76,9 +76,7 @@ public sealed class DominatorTree
             }
         }
 
-        var shallow = new long[graph.ObjectCount];
-        for (int i = 0; i < shallow.Length; i++) shallow[i] = graph.GetShallowSize(i);
-        return Compute(graph.ObjectCount, start, targets, Distinct(roots, graph.ObjectCount), shallow, ct);
+        return Compute(graph.ObjectCount, start, targets, Distinct(roots, graph.ObjectCount), null, graph.ShallowSizes, ct);
     }
 
     /// <summary>Each root once, in the order of its first appearance.</summary>
@@ -146,10 +144,8 @@ public sealed class DominatorTree
         }
 
         start2[n] = fill;
-        var shallow = new long[n];
-        for (int i = 0; i < n; i++) shallow[i] = graph.GetShallowSize(i);
         var roots = graph.Roots.Select(r => r.Object).Concat(extraRoots).Distinct().ToArray();
-        return Compute(n, start2, targets2, roots, shallow, ct);
+        return Compute(n, start2, targets2, roots, null, graph.ShallowSizes, ct);
     }
 
     [MethodImpl(HotLoop.Options)]
@@ -183,13 +179,19 @@ public sealed class DominatorTree
     /// <summary>
     /// Computes the tree of any graph in CSR form: successors of node v are targets[start[v]..start[v+1]).
     /// </summary>
-    [MethodImpl(HotLoop.Options)]
     public static DominatorTree Compute(int nodeCount, int[] start, int[] targets, int[] roots, long[] shallow, CancellationToken ct = default)
+    {
+        ArgumentNullException.ThrowIfNull(shallow);
+        return Compute(nodeCount, start, targets, roots, shallow, null, ct);
+    }
+
+    /// <summary>As the public overload, with shallow sizes as longs or as the graph's ints (no copy of them).</summary>
+    [MethodImpl(HotLoop.Options)]
+    private static DominatorTree Compute(int nodeCount, int[] start, int[] targets, int[] roots, long[]? shallow, int[]? shallowInts, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(start);
         ArgumentNullException.ThrowIfNull(targets);
         ArgumentNullException.ThrowIfNull(roots);
-        ArgumentNullException.ThrowIfNull(shallow);
         int superRoot = nodeCount;
         int total = nodeCount + 1;
 
@@ -270,9 +272,10 @@ public sealed class DominatorTree
         // and the semidominator, walking up the dominators already found (no buckets, one eval per edge).
         // The DFS stack is free now: it holds the semidominators. Each immediate dominator overwrites its node's parent
         // (the NCA walk reads parents of later nodes and dominators of earlier ones only). Fewer fresh arrays are fewer
-        // page faults: about a third of this step's time on a 90 MB dump was the kernel zeroing new pages.
+        // page faults: about a third of this step's time on a 90 MB dump was the kernel zeroing new pages. The DFS
+        // numbers are not needed any more either: they hold the labels.
         var semi = stackNode;
-        var label = new int[n];
+        var label = dfn;
         var ancestor = new int[n];
         var idom = parent;
         var path = stackEdge;
@@ -311,7 +314,15 @@ public sealed class DominatorTree
         var idomObj = new int[nodeCount];
         var retained = new long[nodeCount];
         Array.Fill(idomObj, Unreachable);
-        for (int v = 0; v < nodeCount; v++) retained[v] = shallow[v];
+        if (shallowInts != null)
+        {
+            for (int v = 0; v < nodeCount; v++) retained[v] = shallowInts[v];
+        }
+        else
+        {
+            for (int v = 0; v < nodeCount; v++) retained[v] = shallow![v];
+        }
+
         long reachableSize = 0;
         for (int x = n - 1; x >= 1; x--)
         {
@@ -376,14 +387,19 @@ public sealed class DominatorTree
         }
 
         for (int i = 0; i <= nodes; i++) childStart[i + 1] += childStart[i];
-        var children = new int[childStart[nodes + 1]];
-        var fill = (int[])childStart.Clone();
-        for (int v = 0; v < nodes; v++)
+        int total = childStart[nodes + 1];
+        var children = new int[total];
+        // Filled from the back, each slot's end moving down to its start (no second array of positions), so that
+        // childStart[slot + 1] ends up as the slot's start: shifted down by one afterwards. Children stay ascending.
+        for (int v = nodes - 1; v >= 0; v--)
         {
             var d = _idom[v];
             if (d == Unreachable) continue;
-            children[fill[d == SuperRoot ? nodes : d]++] = v;
+            children[--childStart[(d == SuperRoot ? nodes : d) + 1]] = v;
         }
+
+        Array.Copy(childStart, 1, childStart, 0, nodes + 1);
+        childStart[nodes + 1] = total;
 
         _children = children;
         _childStart = childStart;
@@ -402,8 +418,9 @@ public sealed class DominatorTree
         var active = new int[graph.Classes.Count + 1];
         int sentinel = graph.Classes.Count;
         int nodes = _idom.Length;
-        var stack = new int[nodes + 1];
-        var cursor = new int[nodes + 1];
+        // The stack grows with the tree's depth, which is far below the object count in real heaps.
+        var stack = new int[Math.Min(nodes + 1, 4096)];
+        var cursor = new int[stack.Length];
         int sp = 0;
         stack[sp] = nodes;
         cursor[sp] = _childStart![nodes];
@@ -432,6 +449,12 @@ public sealed class DominatorTree
             }
 
             active[cls]++;
+            if (sp == stack.Length)
+            {
+                Array.Resize(ref stack, (int)Math.Min(nodes + 1L, stack.Length * 2L));
+                Array.Resize(ref cursor, stack.Length);
+            }
+
             stack[sp] = c;
             cursor[sp] = _childStart[c];
             sp++;

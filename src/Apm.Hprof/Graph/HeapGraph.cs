@@ -119,6 +119,9 @@ public sealed partial class HeapGraph : IDisposable
     public HeapClass? GetDescribedClass(int obj) =>
         _kind[obj] == (byte)HeapObjectKind.Class && _classById.TryGetValue(_ids[obj], out var c) ? _classes[c] : null;
 
+    /// <summary>Every object's shallow size, by dense index (for algorithms that want the array; do not modify).</summary>
+    internal int[] ShallowSizes => _shallow;
+
     /// <summary>Shallow size in bytes (the JVM's size of the object, as VisualVM counts it).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int GetShallowSize(int obj) => _shallow[obj];
@@ -162,7 +165,7 @@ public sealed partial class HeapGraph : IDisposable
         return false;
     }
 
-    /// <summary>Text of an HPROF string id ("" when unknown). Cost: a lookup and a decode.</summary>
+    /// <summary>Text of an HPROF string that names a class, a field or a frame's method or source file ("" for other ids). Cost: a lookup and a decode.</summary>
     public string GetString(long id) => _strings.TryGetValue(id, out var s) ? File.Utf8(s.Offset, s.Length) : "";
 
     /// <summary>The thread object of a thread serial, or -1.</summary>

@@ -132,14 +132,23 @@ public sealed unsafe class HprofFile : IDisposable
     }
 
     /// <summary>
+    /// Files up to this size stay mapped whole: <see cref="ReleasePages"/> leaves them alone. Dropping and mapping
+    /// again the pages of a 90 MB dump for each pass (scan, references, analyses) cost a few milliseconds of kernel
+    /// time each, a large share of a 60 ms triage, while its clean file pages in the resident set are at most this
+    /// much, and the kernel can take them back at any time (docs/heap-triage.md).
+    /// </summary>
+    public const long ResidentWholeBelow = 256L << 20;
+
+    /// <summary>
     /// Tells the kernel this process no longer needs the mapped pages of [<paramref name="from"/>, <paramref name="to"/>)
     /// (madvise MADV_DONTNEED on the whole pages inside the range). The file is read-only and shared, so this only
     /// drops the pages from this process's resident set: they stay in the page cache, and a later read maps them
-    /// again. Keeps the resident size of a pass over a dump bounded. No-op for in-memory dumps and off Linux.
+    /// again. Keeps the resident size of a pass over a dump bounded. No-op for in-memory dumps, for files up to
+    /// <see cref="ResidentWholeBelow"/> and off Linux.
     /// </summary>
     public void ReleasePages(long from, long to)
     {
-        if (_map == null || _disposed || !OperatingSystem.IsLinux()) return;
+        if (_map == null || _disposed || Length <= ResidentWholeBelow || !OperatingSystem.IsLinux()) return;
         const long page = 4096;
         long start = Math.Max(0, (from + page - 1) & ~(page - 1));
         long end = Math.Min(Length, to) & ~(page - 1);
