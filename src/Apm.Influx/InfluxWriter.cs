@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.IO.Compression;
 using System.Net;
 using System.Net.Http.Headers;
@@ -53,17 +52,18 @@ public sealed class InfluxWriter : IDisposable
     public long BytesSent => Interlocked.Read(ref _bytesSent);
 
     /// <summary>Writes the lines (UTF-8 line protocol, '\n' separated, ns timestamps) and returns once stored.</summary>
-    public Task WriteAsync(string lines, CancellationToken cancellationToken = default)
+    public async Task WriteAsync(string lines, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(lines);
-        return WriteCharsAsync(lines.AsMemory(), cancellationToken);
+        using var utf8 = PooledUtf8.Encode(lines);
+        await WriteAsync(utf8.Memory, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Writes every complete point of <paramref name="builder"/>; the caller clears it afterwards.</summary>
-    public Task WriteAsync(LineProtocolBuilder builder, CancellationToken cancellationToken = default)
+    public async Task WriteAsync(LineProtocolBuilder builder, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        return WriteAsync(builder.ToString(), cancellationToken);
+        using var utf8 = builder.ToUtf8();
+        await WriteAsync(utf8.Memory, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -176,21 +176,6 @@ public sealed class InfluxWriter : IDisposable
         }
 
         return (pos, points);
-    }
-
-    private async Task WriteCharsAsync(ReadOnlyMemory<char> lines, CancellationToken cancellationToken)
-    {
-        var byteCount = Encoding.UTF8.GetByteCount(lines.Span);
-        var buffer = ArrayPool<byte>.Shared.Rent(Math.Max(byteCount, 1));
-        try
-        {
-            var n = Encoding.UTF8.GetBytes(lines.Span, buffer);
-            await WriteAsync(buffer.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
-        }
-        finally
-        {
-            ArrayPool<byte>.Shared.Return(buffer);
-        }
     }
 
     private async Task SendBatchAsync(ReadOnlyMemory<byte> chunk, int points, CancellationToken cancellationToken)
