@@ -37,7 +37,24 @@ public sealed class InfluxQueryClient : IDisposable
     /// </summary>
     public async Task<InfluxQueryResult> QueryAsync(string influxql, string? database, CancellationToken cancellationToken = default)
     {
+        var collect = new QueryAnswerReader.CollectingSink();
+        await QueryAsync(influxql, database, collect, cancellationToken).ConfigureAwait(false);
+        return collect.ToResult();
+    }
+
+    /// <summary>
+    /// Runs <paramref name="influxql"/> against the configured database and reads the answer straight into
+    /// <paramref name="sink"/>, series by series, without building <see cref="InfluxQueryResult"/> objects: for answers
+    /// that a caller folds into a shape of its own. Throws <see cref="InfluxQueryException"/> when the server or any
+    /// statement fails; the sink may then have seen part of the answer, and should be dropped.
+    /// </summary>
+    public Task QueryAsync(string influxql, QueryAnswerSink sink, CancellationToken cancellationToken = default)
+        => QueryAsync(influxql, _http.Options.Database, sink, cancellationToken);
+
+    private async Task QueryAsync(string influxql, string? database, QueryAnswerSink sink, CancellationToken cancellationToken)
+    {
         ArgumentException.ThrowIfNullOrWhiteSpace(influxql);
+        ArgumentNullException.ThrowIfNull(sink);
         var uri = _http.BuildUri("/query", ("db", database), ("rp", _http.Options.RetentionPolicy), ("epoch", "ns"));
         try
         {
@@ -47,14 +64,10 @@ public sealed class InfluxQueryClient : IDisposable
                 static (m, s, _, i) => new InfluxQueryException(m, s, i), cancellationToken).ConfigureAwait(false);
             if (!answer.IsSuccess)
                 throw new InfluxQueryException($"InfluxDB refused the query with HTTP {answer.StatusText}: {answer.Error}", answer.Status);
-            var result = Parse(answer.Body);
-            foreach (var r in result.Results)
-            {
-                if (r.Error is not null) throw new InfluxQueryException($"statement {r.StatementId} failed: {r.Error}", answer.Status);
-            }
-
+            var errors = new StatementErrors(sink);
+            QueryAnswerReader.Read(answer.Body.Span, errors);
+            if (errors.First is { } failed) throw new InfluxQueryException($"statement {failed.Statement} failed: {failed.Error}", answer.Status);
             Interlocked.Increment(ref _queries);
-            return result;
         }
         catch (InfluxQueryException)
         {
@@ -68,6 +81,25 @@ public sealed class InfluxQueryClient : IDisposable
 
     /// <summary>Parses a /query JSON answer. Throws <see cref="InfluxQueryException"/> on malformed JSON or shapes.</summary>
     public static InfluxQueryResult Parse(ReadOnlyMemory<byte> json) => QueryAnswerReader.Parse(json.Span);
+
+    /// <summary>Passes an answer on to the caller's sink and keeps its first statement error.</summary>
+    private sealed class StatementErrors(QueryAnswerSink inner) : QueryAnswerSink
+    {
+        public (int Statement, string Error)? First { get; private set; }
+
+        public override void Series(int statement, string name, IReadOnlyDictionary<string, string> tags, IReadOnlyList<string> columns)
+            => inner.Series(statement, name, tags, columns);
+
+        public override void Row(ReadOnlySpan<InfluxValue> cells) => inner.Row(cells);
+
+        public override void SeriesEnd(bool partial) => inner.SeriesEnd(partial);
+
+        public override void StatementEnd(int statement, string? error)
+        {
+            if (error is not null) First ??= (statement, error);
+            inner.StatementEnd(statement, error);
+        }
+    }
 
     /// <summary>The first statement error in a /query answer, or null.</summary>
     internal static string? FirstStatementError(ReadOnlyMemory<byte> json)

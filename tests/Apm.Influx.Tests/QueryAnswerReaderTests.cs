@@ -213,4 +213,89 @@ public class QueryAnswerReaderTests
             Assert.False(string.IsNullOrEmpty(e.Message));
         }
     }
+
+    [Fact]
+    public void A_sink_gets_each_statements_series_and_rows_in_order_with_repeated_texts_made_once()
+    {
+        var json = """
+            {"results":[{"statement_id":0,"series":[
+              {"name":"m","tags":{"jvm_id":"host:1:a"},"columns":["time","value"],"values":[[1,2],[2,"host:1:a"]]},
+              {"name":"m","tags":{"jvm_id":"host:1:b"},"columns":["time","value"],"values":[[3,4.5]]}]},
+            {"statement_id":1,"series":[{"name":"n","tags":{"jvm_id":"host:1:a"},"columns":["time","value"]}]},
+            {"statement_id":2,"error":"no such measurement"}]}
+            """u8.ToArray();
+        var sink = new RecordingSink();
+        QueryAnswerReader.Read(json, sink);
+        Assert.Equal(
+            [
+                "series 0 m jvm_id=host:1:a time,value", "row 1 2", "row 2 host:1:a", "end False",
+                "series 0 m jvm_id=host:1:b time,value", "row 3 4.5", "end False", "statement 0 ",
+                "series 1 n jvm_id=host:1:a time,value", "end False", "statement 1 ", "statement 2 no such measurement",
+            ],
+            sink.Calls);
+        // The JVM id of three series and a cell is one string, and so is each column name.
+        Assert.Single(sink.Texts.Where(t => t == "host:1:a").Distinct(ReferenceEqualityComparer.Instance));
+        Assert.Equal(3, sink.Texts.Count(t => t == "host:1:a"));
+        Assert.Single(sink.Texts.Where(t => t == "value").Distinct(ReferenceEqualityComparer.Instance));
+    }
+
+    [Fact]
+    public void Long_texts_are_read_whole_and_texts_with_escapes_are_shared_by_their_meaning()
+    {
+        var longText = new string('x', 1000);
+        var json = Encoding.UTF8.GetBytes($$"""
+            {"results":[{"series":[{"name":"m","tags":{"k":"a\u00e9\"b"},"columns":["time","v"],"values":[[1,"{{longText}}"],[2,"a\u00e9\"b"],[3,"a\u00e9\"b"]]}]}]}
+            """);
+        var sink = new RecordingSink();
+        QueryAnswerReader.Read(json, sink);
+        Assert.Contains("row 1 " + longText, sink.Calls);
+        var escaped = sink.Texts.Where(t => t == "aé\"b").ToList();
+        Assert.Equal(3, escaped.Count);
+        Assert.Single(escaped.Distinct(ReferenceEqualityComparer.Instance));
+    }
+
+    [Fact]
+    public void Tags_or_columns_after_the_values_are_a_malformed_answer()
+    {
+        foreach (var bad in new[]
+                 {
+                     """{"results":[{"series":[{"columns":["time"],"values":[[1]],"tags":{"a":"b"}}]}]}""",
+                     """{"results":[{"series":[{"values":[[1]],"columns":["time"]}]}]}""",
+                 })
+        {
+            var e = Assert.Throws<InfluxQueryException>(() => InfluxQueryClient.Parse(Encoding.UTF8.GetBytes(bad)));
+            Assert.Contains("after its values", e.Message, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>Writes every callback as a line, and keeps every text it was given (tags, columns, string cells).</summary>
+    private sealed class RecordingSink : QueryAnswerSink
+    {
+        public List<string> Calls { get; } = [];
+
+        public List<string> Texts { get; } = [];
+
+        public override void Series(int statement, string name, IReadOnlyDictionary<string, string> tags, IReadOnlyList<string> columns)
+        {
+            Texts.AddRange(tags.Values);
+            Texts.AddRange(columns);
+            Calls.Add($"series {statement} {name} {string.Join(";", tags.Select(t => t.Key + "=" + t.Value))} {string.Join(",", columns)}");
+        }
+
+        public override void Row(ReadOnlySpan<InfluxValue> cells)
+        {
+            var texts = new List<string>();
+            foreach (var c in cells)
+            {
+                if (c.ValueKind == JsonValueKind.String) Texts.Add(c.GetString()!);
+                texts.Add(c.ToString());
+            }
+
+            Calls.Add("row " + string.Join(" ", texts));
+        }
+
+        public override void SeriesEnd(bool partial) => Calls.Add("end " + partial);
+
+        public override void StatementEnd(int statement, string? error) => Calls.Add($"statement {statement} {error}");
+    }
 }
