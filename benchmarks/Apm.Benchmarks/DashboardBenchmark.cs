@@ -93,6 +93,10 @@ public static class DashboardBenchmark
             await GetAsync(http, "/").ConfigureAwait(false);
         }).ConfigureAwait(false);
 
+        // The same for the fleet's InfluxDB reading alone (the page's answers folded into rows, no HTML).
+        var fleetQueries = app.Services.GetRequiredService<FleetQueries>();
+        var (readAllocated, readLarge) = await AllocationMeter.MeasureAsync(iterations, () => fleetQueries.ReadAsync(CancellationToken.None)).ConfigureAwait(false);
+
         // JVM page, last 24 hours: the page vs the requests it sent (its identity; then, side by side, the panels
         // downsampled by InfluxDB, the JVM's alerts, its command line and its heap-dump commands).
         var to = DateTimeOffset.UtcNow;
@@ -106,7 +110,7 @@ public static class DashboardBenchmark
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"fleet page, {rows} JVMs: page {fleetPage:F1} ms (median of {iterations}), raw InfluxDB queries {fleetInflux:F1} ms ({Describe(fleetRaw)}), ratio {fleetPage / fleetInflux:F2} ({html.Length / 1024} KiB HTML)"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"fleet page memory: {fleetAllocated / 1048576:F1} MB allocated per page, {fleetLarge / 1048576:F1} MB of it on the large-object heap, for {answerBytes / 1048576.0:F1} MB of InfluxDB answers: ratio {fleetAllocated / answerBytes:F2} (large-object {fleetLarge / answerBytes:F2})"));
+            $"fleet page memory: {fleetAllocated / 1048576:F1} MB allocated per page, {fleetLarge / 1048576:F1} MB of it on the large-object heap, for {answerBytes / 1048576.0:F1} MB of InfluxDB answers: ratio {fleetAllocated / answerBytes:F2} (large-object {fleetLarge / answerBytes:F2}); reading the fleet alone {readAllocated / 1048576:F1} MB ({readLarge / 1048576:F1} MB large), ratio {readAllocated / answerBytes:F2}"));
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"JVM page, 24 h of 1 s samples (step {step?.TotalSeconds ?? 0:F0} s): page {jvmPage:F1} ms, raw InfluxDB queries {jvmInflux:F1} ms ({Describe(jvmRaw)}), ratio {jvmPage / jvmInflux:F2} ({jvmHtml.Length / 1024} KiB HTML)"));
         if (args.Contains("--breakdown"))

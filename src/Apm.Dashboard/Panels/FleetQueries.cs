@@ -50,41 +50,28 @@ public sealed class FleetQueries(InfluxQueryClient influx, JvmQueries jvms, Aler
     /// <summary>Reads the whole fleet now.</summary>
     public async Task<FleetSnapshot> ReadAsync(CancellationToken ct)
     {
+        var columns = definitions.Fleet.Columns;
+        var perJvm = new FleetAnswer(columns, definitions.Fleet.Sparkline is not null);
         var listTask = jvms.ListJvmsAsync(jvms.Options.JvmLookback, ct);
-        var valuesTask = influx.QueryAsync(BuildQuery(), ct);
+        var valuesTask = influx.QueryAsync(BuildQuery(), perJvm, ct);
         var alertsTask = alerts.ListAsync("firing", null, ct);
         await Task.WhenAll(listTask, valuesTask, alertsTask).ConfigureAwait(false);
         var list = await listTask.ConfigureAwait(false);
-        var result = await valuesTask.ConfigureAwait(false);
         var firing = (await alertsTask.ConfigureAwait(false)).GroupBy(a => a.JvmId, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => (IReadOnlyList<string>)g.Select(a => a.Rule).Distinct(StringComparer.Ordinal).ToList(), StringComparer.Ordinal);
 
-        var statements = result.Results.ToDictionary(r => r.StatementId);
-        var columns = definitions.Fleet.Columns;
-        var values = new List<Dictionary<string, double>>();
-        var maxima = new List<Dictionary<string, double>?>();
-        var statement = 0;
-        foreach (var c in columns)
-        {
-            values.Add(Latest(statements.GetValueOrDefault(statement++)));
-            maxima.Add(c.Max is null ? null : Latest(statements.GetValueOrDefault(statement++)));
-        }
-
-        var spark = definitions.Fleet.Sparkline is null ? [] : Buckets(statements.GetValueOrDefault(statement));
         var rows = new List<FleetRow>(list.Count);
         DateTimeOffset? newest = null;
         foreach (var j in list)
         {
             if (newest is null || j.LastSeen > newest) newest = j.LastSeen;
-            var v = new double?[columns.Count];
-            var m = new double?[columns.Count];
-            for (var i = 0; i < columns.Count; i++)
-            {
-                v[i] = values[i].TryGetValue(j.Id, out var x) ? x : null;
-                m[i] = maxima[i] is { } mx && mx.TryGetValue(j.Id, out var y) ? y : null;
-            }
-
-            rows.Add(new FleetRow(j, v, m, firing.GetValueOrDefault(j.Id) ?? [], spark.GetValueOrDefault(j.Id) ?? []));
+            var found = perJvm.Jvms.GetValueOrDefault(j.Id);
+            rows.Add(new FleetRow(
+                j,
+                found?.Values ?? new double?[columns.Count],
+                found?.Maxima ?? new double?[columns.Count],
+                firing.GetValueOrDefault(j.Id) ?? [],
+                found?.SparklineInTimeOrder() ?? []));
         }
 
         return new FleetSnapshot(rows, DateTimeOffset.UtcNow, newest, jvms.Options.StaleAfter);
@@ -97,35 +84,112 @@ public sealed class FleetQueries(InfluxQueryClient influx, JvmQueries jvms, Aler
             $"SELECT {s.Reduce}(\"value\") AS \"value\" FROM {InfluxQl.QuoteIdentifier(s.Metric)} WHERE time > now() - {(long)s.WindowSpan.TotalSeconds}s{s.WhereClause()} GROUP BY \"jvm_id\"{by};");
     }
 
-    /// <summary>The value per JVM, adding the series that differ by the sumBy tag.</summary>
-    private static Dictionary<string, double> Latest(InfluxStatementResult? r)
+    /// <summary>
+    /// The columns' and sparkline's answer folded per JVM as it is read (statements in the order of
+    /// <see cref="BuildQuery"/>: each column, its maximum when it has one, then the sparkline). A column's value is the
+    /// first row of each series, added over the series that differ by the sumBy tag; the sparkline sums those per
+    /// time bucket. Holding the answer as series and rows cost about ten times its size per page.
+    /// </summary>
+    private sealed class FleetAnswer : QueryAnswerSink
     {
-        var map = new Dictionary<string, double>(StringComparer.Ordinal);
-        if (r is null) return map;
-        foreach (var s in r.Series)
+        private readonly int _columns;
+        // Per statement: the column it fills (>= 0 value, < 0 maximum as ~index), or int.MaxValue for the sparkline.
+        private readonly List<int> _targets = [];
+        private PerJvm? _jvm;
+        private int _target = -1;
+        private int _valueColumn = -1;
+        private int _timeColumn = -1;
+        private int _row;
+
+        public FleetAnswer(IReadOnlyList<FleetColumnDefinition> columns, bool sparkline)
         {
-            if (!s.Tags.TryGetValue("jvm_id", out var id) || s.Values.Count == 0 || s.GetDouble(0, "value") is not { } v) continue;
-            map[id] = map.GetValueOrDefault(id) + v;
+            _columns = columns.Count;
+            for (var i = 0; i < columns.Count; i++)
+            {
+                _targets.Add(i);
+                if (columns[i].Max is not null) _targets.Add(~i);
+            }
+
+            if (sparkline) _targets.Add(int.MaxValue);
         }
 
-        return map;
+        public Dictionary<string, PerJvm> Jvms { get; } = new(StringComparer.Ordinal);
+
+        public override void Series(int statement, string name, IReadOnlyDictionary<string, string> tags, IReadOnlyList<string> columns)
+        {
+            _jvm = null;
+            _row = 0;
+            if ((uint)statement >= (uint)_targets.Count || !tags.TryGetValue("jvm_id", out var id)) return;
+            _target = _targets[statement];
+            _valueColumn = IndexOf(columns, "value");
+            _timeColumn = IndexOf(columns, "time");
+            if (_valueColumn < 0) return;
+            if (!Jvms.TryGetValue(id, out _jvm)) Jvms[id] = _jvm = new PerJvm(_columns);
+        }
+
+        public override void Row(ReadOnlySpan<InfluxValue> cells)
+        {
+            if (_jvm is null || _valueColumn >= cells.Length || cells[_valueColumn].ValueKind != System.Text.Json.JsonValueKind.Number)
+            {
+                _row++;
+                return;
+            }
+
+            var v = cells[_valueColumn].GetDouble();
+            if (_target == int.MaxValue)
+            {
+                if (_timeColumn >= 0 && _timeColumn < cells.Length && cells[_timeColumn].ValueKind == System.Text.Json.JsonValueKind.Number
+                    && cells[_timeColumn].TryGetInt64(out var t))
+                {
+                    _jvm.Sparkline.Add((t, v));
+                }
+            }
+            else if (_row == 0)
+            {
+                var into = _target >= 0 ? _jvm.Values : _jvm.Maxima;
+                var i = _target >= 0 ? _target : ~_target;
+                into[i] = (into[i] ?? 0) + v;
+            }
+
+            _row++;
+        }
+
+        private static int IndexOf(IReadOnlyList<string> columns, string name)
+        {
+            for (var i = 0; i < columns.Count; i++)
+            {
+                if (columns[i] == name) return i;
+            }
+
+            return -1;
+        }
     }
 
-    /// <summary>Per JVM, the sum over the sumBy tag of each time bucket, in time order.</summary>
-    private static Dictionary<string, IReadOnlyList<double>> Buckets(InfluxStatementResult? r)
+    /// <summary>One JVM's part of the answer.</summary>
+    private sealed class PerJvm(int columns)
     {
-        var sums = new Dictionary<string, SortedDictionary<long, double>>(StringComparer.Ordinal);
-        if (r is null) return [];
-        foreach (var s in r.Series)
-        {
-            if (!s.Tags.TryGetValue("jvm_id", out var id)) continue;
-            if (!sums.TryGetValue(id, out var b)) sums[id] = b = [];
-            for (var row = 0; row < s.Values.Count; row++)
-            {
-                if (s.GetDouble(row, "value") is { } v && s.GetTime(row) is { } t) b[t] = b.GetValueOrDefault(t) + v;
-            }
-        }
+        public double?[] Values { get; } = new double?[columns];
 
-        return sums.ToDictionary(k => k.Key, k => (IReadOnlyList<double>)k.Value.Values.ToList(), StringComparer.Ordinal);
+        public double?[] Maxima { get; } = new double?[columns];
+
+        /// <summary>(time, value) of every sparkline row, of every sumBy series, in answer order.</summary>
+        public List<(long Time, double Value)> Sparkline { get; } = [];
+
+        /// <summary>The sparkline's buckets in time order, the series of one bucket added.</summary>
+        public IReadOnlyList<double> SparklineInTimeOrder()
+        {
+            if (Sparkline.Count == 0) return [];
+            Sparkline.Sort((a, b) => a.Time.CompareTo(b.Time));
+            var sums = new List<double>(Sparkline.Count);
+            var last = long.MinValue;
+            foreach (var (t, v) in Sparkline)
+            {
+                if (sums.Count > 0 && t == last) sums[^1] += v;
+                else sums.Add(v);
+                last = t;
+            }
+
+            return sums;
+        }
     }
 }
