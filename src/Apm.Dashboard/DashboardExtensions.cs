@@ -197,10 +197,17 @@ public static class DashboardExtensions
                 if (!ready) return;
                 while (reader.TryRead(out var e))
                 {
-                    // JSON from the serializer holds no raw line break, so it is one "data:" line.
-                    await context.Response.WriteAsync("event: " + e.Event + "\ndata: ", ct).ConfigureAwait(false);
-                    await context.Response.Body.WriteAsync(e.Data, ct).ConfigureAwait(false);
-                    await context.Response.WriteAsync("\n\n", ct).ConfigureAwait(false);
+                    try
+                    {
+                        // JSON from the serializer holds no raw line break, so it is one "data:" line.
+                        await context.Response.WriteAsync("event: " + e.Name + "\ndata: ", ct).ConfigureAwait(false);
+                        await context.Response.Body.WriteAsync(e.Data, ct).ConfigureAwait(false);
+                        await context.Response.WriteAsync("\n\n", ct).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        e.Release();
+                    }
                 }
 
                 await context.Response.Body.FlushAsync(ct).ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Threading.Channels;
@@ -21,7 +22,9 @@ public sealed partial class LiveHub(
     ILogger<LiveHub> logger) : BackgroundService, ICounterSource
 {
     private readonly ConcurrentDictionary<long, Subscriber> _subscribers = new();
+    private const int ScratchKeepBytes = 32 * 1024 * 1024;
     private readonly SemaphoreSlim _fleetLock = new(1, 1);
+    private ArrayBufferWriter<byte> _scratch = new(64 * 1024);
     private long _nextId;
     private long _polls;
     private long _pollFailures;
@@ -111,8 +114,8 @@ public sealed partial class LiveHub(
                 // a dead BackgroundService would stop the whole host. Browsers are told and show the stale banner.
                 Interlocked.Increment(ref _pollFailures);
                 LogPollFailed(logger, ex.Message);
-                var error = JsonSerializer.SerializeToUtf8Bytes(new ErrorEvent(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), "InfluxDB could not be read: " + ex.Message), DashboardJsonContext.Default.ErrorEvent);
-                foreach (var s in _subscribers.Values) s.Post("error", error);
+                var error = new ErrorEvent(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), "InfluxDB could not be read: " + ex.Message);
+                Broadcast([.. _subscribers.Values], "error", w => JsonSerializer.Serialize(w, error, DashboardJsonContext.Default.ErrorEvent));
             }
         }
     }
@@ -125,8 +128,10 @@ public sealed partial class LiveHub(
             var snapshot = await GetFleetAsync(ct).ConfigureAwait(false);
             // UTF-8 once for every listener: the fleet event of thousands of JVMs is hundreds of kilobytes, and a string
             // of it (then copied into "event: ...data: ..." and encoded again per listener) was large-object garbage.
-            var json = JsonSerializer.SerializeToUtf8Bytes(ToEvent(snapshot, fleet.Definition), DashboardJsonContext.Default.FleetEvent);
-            foreach (var s in subscribers.Where(s => s.JvmId is null)) s.Post("fleet", json);
+            // Into a buffer of the hub's own pool, shared by every listener and returned when the last has sent it: a
+            // fresh array per poll was megabytes of large-object garbage every few seconds, the dashboard's main cause of
+            // full collections.
+            Broadcast([.. subscribers.Where(s => s.JvmId is null)], "fleet", w => JsonSerializer.Serialize(w, ToEvent(snapshot, fleet.Definition), DashboardJsonContext.Default.FleetEvent));
         }
 
         var o = options.Value;
@@ -135,11 +140,26 @@ public sealed partial class LiveHub(
             var now = DateTimeOffset.UtcNow;
             var data = await charts.ReadAsync(group.Key, now - o.LiveWindow, now, null, ct).ConfigureAwait(false);
             var staleAfter = fleet.StaleAfter;
-            var json = JsonSerializer.SerializeToUtf8Bytes(
-                new JvmEvent(group.Key, now.ToUnixTimeMilliseconds(), data.LastSampleMs, (long)staleAfter.TotalMilliseconds, data.Panels),
-                DashboardJsonContext.Default.JvmEvent);
-            foreach (var s in group) s.Post("jvm", json);
+            var jvmEvent = new JvmEvent(group.Key, now.ToUnixTimeMilliseconds(), data.LastSampleMs, (long)staleAfter.TotalMilliseconds, data.Panels);
+            Broadcast([.. group], "jvm", w => JsonSerializer.Serialize(w, jvmEvent, DashboardJsonContext.Default.JvmEvent));
         }
+    }
+
+    /// <summary>Serializes one event once and posts it to <paramref name="to"/>, each holding a reference to the buffer.</summary>
+    private void Broadcast(IReadOnlyList<Subscriber> to, string name, Action<Utf8JsonWriter> serialize)
+    {
+        if (to.Count == 0) return;
+        LiveEvent e;
+        lock (_scratch)
+        {
+            _scratch.ResetWrittenCount();
+            using (var writer = new Utf8JsonWriter(_scratch)) serialize(writer);
+            e = LiveEvent.Copy(name, _scratch.WrittenSpan, to.Count);
+            // A buffer grown by one huge event is not kept for the process's life.
+            if (_scratch.Capacity > ScratchKeepBytes) _scratch = new ArrayBufferWriter<byte>(64 * 1024);
+        }
+
+        foreach (var s in to) s.Post(e);
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Dashboard poll failed: {Reason}")]
@@ -152,38 +172,47 @@ public sealed partial class LiveHub(
         base.Dispose();
     }
 
-    /// <summary>One listening browser: a small queue of serialized events (UTF-8 JSON) that drops the oldest when the browser is slow.</summary>
+    /// <summary>
+    /// One listening browser: a small queue of serialized events that drops the oldest when the browser is slow. Each
+    /// event read from <see cref="Events"/> must be released once sent (dropped and unread ones are released here).
+    /// </summary>
     public sealed class Subscriber : IDisposable
     {
         private readonly LiveHub _hub;
         private readonly long _id;
-        private readonly Channel<(string Event, byte[] Data)> _events =
-            Channel.CreateBounded<(string, byte[])>(new BoundedChannelOptions(8) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true });
+        private readonly Channel<LiveEvent> _events;
 
         internal Subscriber(LiveHub hub, long id, string? jvmId)
         {
             _hub = hub;
             _id = id;
             JvmId = jvmId;
+            _events = Channel.CreateBounded<LiveEvent>(
+                new BoundedChannelOptions(8) { FullMode = BoundedChannelFullMode.DropOldest, SingleReader = true },
+                dropped =>
+                {
+                    Interlocked.Increment(ref _hub._eventsDropped);
+                    dropped.Release();
+                });
         }
 
         /// <summary>The watched JVM, or null for the fleet.</summary>
         public string? JvmId { get; }
 
-        /// <summary>The events to send, in order.</summary>
-        public ChannelReader<(string Event, byte[] Data)> Events => _events.Reader;
+        /// <summary>The events to send, in order; release each once written.</summary>
+        public ChannelReader<LiveEvent> Events => _events.Reader;
 
-        internal void Post(string name, byte[] data)
+        internal void Post(LiveEvent e)
         {
-            if (_events.Reader.Count >= 8) Interlocked.Increment(ref _hub._eventsDropped);
-            _events.Writer.TryWrite((name, data));
+            if (!_events.Writer.TryWrite(e)) e.Release(); // the subscription has ended
         }
 
-        /// <summary>Stops the subscription.</summary>
+        /// <summary>Stops the subscription and releases the events it did not send.</summary>
         public void Dispose()
         {
             _hub._subscribers.TryRemove(_id, out _);
             _events.Writer.TryComplete();
+            while (_events.Reader.TryRead(out var e)) e.Release();
         }
     }
 }
