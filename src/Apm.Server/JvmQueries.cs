@@ -10,6 +10,8 @@ namespace Apm.Server;
 /// </summary>
 public sealed class JvmQueries(InfluxQueryClient influx, IOptions<ApiOptions> options)
 {
+    private int _lastCount;
+
     /// <summary>The measurement holding each JVM's identity and state.</summary>
     public const string InfoMeasurement = "apm.jvm.info";
 
@@ -23,34 +25,31 @@ public sealed class JvmQueries(InfluxQueryClient influx, IOptions<ApiOptions> op
     public async Task<IReadOnlyList<JvmSummary>> ListJvmsAsync(TimeSpan lookback, CancellationToken ct, string? jvmId = null)
     {
         var o = options.Value;
-        var results = (await influx.QueryAsync(ListQuery(lookback, jvmId), ct).ConfigureAwait(false)).Results;
-        var last = ByJvm(results, 0);
-        var first = ByJvm(results, 1);
-        var info = ByJvm(results, 2);
-        var reasons = ByJvm(results, 3);
+        var answer = new JvmListAnswer(Volatile.Read(ref _lastCount));
+        await influx.QueryAsync(ListQuery(lookback, jvmId), answer, ct).ConfigureAwait(false);
         var now = DateTimeOffset.UtcNow;
-        var list = new List<JvmSummary>();
-        foreach (var (id, l) in last)
+        var list = new List<JvmSummary>(answer.Jvms.Count);
+        foreach (var (id, j) in answer.Jvms)
         {
-            var lastSeen = TimeOf(l);
-            var status = l.GetString(0, "status") ?? "unknown";
+            if (j.LastNs is not { } lastNs) continue; // only JVMs with a status in the window
+            var lastSeen = TimeOf(lastNs);
+            var status = j.Status ?? "unknown";
             if (status == "live" && now - lastSeen > o.StaleAfter) status = "stale";
-            var firstSeen = first.TryGetValue(id, out var f) ? TimeOf(f) : lastSeen;
-            var i = info.GetValueOrDefault(id);
             list.Add(new JvmSummary(
                 id,
-                l.Tags.GetValueOrDefault("host") ?? string.Empty,
-                (int)(i?.GetInt64(0, "pid") ?? 0),
-                i?.GetString(0, "main_class") ?? string.Empty,
-                i?.GetString(0, "jvm_version") ?? string.Empty,
-                i?.GetString(0, "jvm_vendor") ?? string.Empty,
-                i?.GetString(0, "gc") ?? string.Empty,
-                firstSeen,
+                j.Host ?? string.Empty,
+                (int)(j.Pid ?? 0),
+                j.MainClass ?? string.Empty,
+                j.JvmVersion ?? string.Empty,
+                j.JvmVendor ?? string.Empty,
+                j.Gc ?? string.Empty,
+                j.FirstNs is { } firstNs ? TimeOf(firstNs) : lastSeen,
                 lastSeen,
                 status,
-                status is "unreadable" or "gone" ? reasons.GetValueOrDefault(id)?.GetString(0, "reason") : null));
+                status is "unreadable" or "gone" ? j.Reason : null));
         }
 
+        if (jvmId is null) Volatile.Write(ref _lastCount, list.Count);
         list.Sort((a, b) => string.CompareOrdinal(a.Host, b.Host) is var c && c != 0 ? c : string.CompareOrdinal(a.Id, b.Id));
         return list;
     }
@@ -126,17 +125,96 @@ public sealed class JvmQueries(InfluxQueryClient influx, IOptions<ApiOptions> op
     }
 
     /// <summary>The first row of each JVM's series in one statement's result.</summary>
-    private static Dictionary<string, InfluxSeries> ByJvm(IReadOnlyList<InfluxStatementResult> results, int statement)
-    {
-        var map = new Dictionary<string, InfluxSeries>(StringComparer.Ordinal);
-        if (results.Count <= statement) return map;
-        foreach (var s in results[statement].Series)
-        {
-            if (s.Tags.TryGetValue("jvm_id", out var id) && s.Values.Count > 0) map[id] = s;
-        }
+    private static DateTimeOffset TimeOf(long nanoseconds) => DateTimeOffset.UnixEpoch.AddTicks(nanoseconds / 100);
 
-        return map;
+    /// <summary>One JVM as the four statements of <see cref="ListQuery"/> describe it (each series' first row).</summary>
+    private sealed class SeenJvm
+    {
+        public string? Host { get; set; }
+        public long? LastNs { get; set; }
+        public string? Status { get; set; }
+        public long? FirstNs { get; set; }
+        public long? Pid { get; set; }
+        public string? MainClass { get; set; }
+        public string? JvmVersion { get; set; }
+        public string? JvmVendor { get; set; }
+        public string? Gc { get; set; }
+        public string? Reason { get; set; }
     }
 
-    private static DateTimeOffset TimeOf(InfluxSeries series) => DateTimeOffset.UnixEpoch.AddTicks((series.GetTime(0) ?? 0) / 100);
+    /// <summary>
+    /// The JVM list's answer folded per JVM as it is read: a fleet's answer is four series per JVM, and held as series
+    /// and rows it cost several times its size on every fleet read.
+    /// </summary>
+    private sealed class JvmListAnswer(int expectedJvms) : QueryAnswerSink
+    {
+        private SeenJvm? _jvm;
+        private int _statement;
+        private IReadOnlyList<string> _columns = [];
+        private bool _firstRow;
+
+        public Dictionary<string, SeenJvm> Jvms { get; } = new(expectedJvms, StringComparer.Ordinal);
+
+        public override void Series(int statement, string name, IReadOnlyDictionary<string, string> tags, IReadOnlyList<string> columns)
+        {
+            _jvm = null;
+            if (statement is < 0 or > 3 || !tags.TryGetValue("jvm_id", out var id)) return;
+            if (!Jvms.TryGetValue(id, out var jvm)) Jvms[id] = jvm = new SeenJvm();
+            _jvm = jvm;
+            _statement = statement;
+            _columns = columns;
+            _firstRow = true;
+            if (statement == 0) jvm.Host = tags.GetValueOrDefault("host");
+        }
+
+        public override void Row(ReadOnlySpan<InfluxValue> cells)
+        {
+            if (_jvm is not { } j || !_firstRow) return;
+            _firstRow = false;
+            var time = Integer(cells, "time") ?? 0;
+            switch (_statement)
+            {
+                case 0:
+                    j.LastNs = time;
+                    j.Status = Text(cells, "status");
+                    break;
+                case 1:
+                    j.FirstNs = time;
+                    break;
+                case 2:
+                    j.Pid = Integer(cells, "pid");
+                    j.MainClass = Text(cells, "main_class");
+                    j.JvmVersion = Text(cells, "jvm_version");
+                    j.JvmVendor = Text(cells, "jvm_vendor");
+                    j.Gc = Text(cells, "gc");
+                    break;
+                default:
+                    j.Reason = Text(cells, "reason");
+                    break;
+            }
+        }
+
+        private InfluxValue? Cell(ReadOnlySpan<InfluxValue> cells, string column)
+        {
+            for (var i = 0; i < _columns.Count && i < cells.Length; i++)
+            {
+                if (_columns[i] == column) return cells[i];
+            }
+
+            return null;
+        }
+
+        /// <summary>As <see cref="InfluxSeries.GetString"/>: strings as they are, other values as JSON, null for null.</summary>
+        private string? Text(ReadOnlySpan<InfluxValue> cells, string column) => Cell(cells, column) switch
+        {
+            null => null,
+            { ValueKind: System.Text.Json.JsonValueKind.String } s => s.GetString(),
+            { ValueKind: System.Text.Json.JsonValueKind.Null } => null,
+            { } other => other.GetRawText(),
+        };
+
+        /// <summary>As <see cref="InfluxSeries.GetInt64"/>: an integral number, else null.</summary>
+        private long? Integer(ReadOnlySpan<InfluxValue> cells, string column) =>
+            Cell(cells, column) is { ValueKind: System.Text.Json.JsonValueKind.Number } n && n.TryGetInt64(out var v) ? v : null;
+    }
 }

@@ -21,6 +21,8 @@ public sealed record FleetSnapshot(IReadOnlyList<FleetRow> Rows, DateTimeOffset 
 /// </summary>
 public sealed class FleetQueries(InfluxQueryClient influx, JvmQueries jvms, AlertQueries alerts, PanelDefinitions definitions)
 {
+    private int _lastCount;
+
     /// <summary>A live JVM without a sample for this long counts as stale.</summary>
     public TimeSpan StaleAfter => jvms.Options.StaleAfter;
 
@@ -51,7 +53,8 @@ public sealed class FleetQueries(InfluxQueryClient influx, JvmQueries jvms, Aler
     public async Task<FleetSnapshot> ReadAsync(CancellationToken ct)
     {
         var columns = definitions.Fleet.Columns;
-        var perJvm = new FleetAnswer(columns, definitions.Fleet.Sparkline is not null);
+        // Sized for the fleet of the last read: grown from empty, the map went through a run of ever larger arrays.
+        var perJvm = new FleetAnswer(columns, definitions.Fleet.Sparkline is not null, Volatile.Read(ref _lastCount));
         var listTask = jvms.ListJvmsAsync(jvms.Options.JvmLookback, ct);
         var valuesTask = influx.QueryAsync(BuildQuery(), perJvm, ct);
         var alertsTask = alerts.ListAsync("firing", null, ct);
@@ -74,6 +77,7 @@ public sealed class FleetQueries(InfluxQueryClient influx, JvmQueries jvms, Aler
                 found?.SparklineInTimeOrder() ?? []));
         }
 
+        Volatile.Write(ref _lastCount, perJvm.Jvms.Count);
         return new FleetSnapshot(rows, DateTimeOffset.UtcNow, newest, jvms.Options.StaleAfter);
     }
 
@@ -101,8 +105,9 @@ public sealed class FleetQueries(InfluxQueryClient influx, JvmQueries jvms, Aler
         private int _timeColumn = -1;
         private int _row;
 
-        public FleetAnswer(IReadOnlyList<FleetColumnDefinition> columns, bool sparkline)
+        public FleetAnswer(IReadOnlyList<FleetColumnDefinition> columns, bool sparkline, int expectedJvms)
         {
+            Jvms = new Dictionary<string, PerJvm>(expectedJvms, StringComparer.Ordinal);
             _columns = columns.Count;
             for (var i = 0; i < columns.Count; i++)
             {
@@ -113,7 +118,7 @@ public sealed class FleetQueries(InfluxQueryClient influx, JvmQueries jvms, Aler
             if (sparkline) _targets.Add(int.MaxValue);
         }
 
-        public Dictionary<string, PerJvm> Jvms { get; } = new(StringComparer.Ordinal);
+        public Dictionary<string, PerJvm> Jvms { get; }
 
         public override void Series(int statement, string name, IReadOnlyDictionary<string, string> tags, IReadOnlyList<string> columns)
         {
