@@ -5,8 +5,8 @@ namespace Apm.Dashboard.Live;
 /// <summary>
 /// One serialized Server-Sent Event (its name and UTF-8 JSON), shared by every listener it was posted to. Its buffer
 /// comes from a pool of the dashboard's own and goes back when the last listener has released it (sent, dropped as
-/// stale, or left unsent when the browser went away). A fleet event of thousands of JVMs is megabytes: allocated per
-/// poll it went straight to the large-object heap and drove the dashboard's full collections.
+/// stale, or left unsent when the browser went away). A fleet event of 2,500 JVMs is about 0.6 MB: allocated per
+/// poll it went straight to the large-object heap, one large object every poll.
 /// </summary>
 public sealed class LiveEvent
 {
