@@ -137,15 +137,7 @@ public sealed record InfluxSeries(
     bool Partial)
 {
     /// <summary>Index of <paramref name="column"/>, or -1.</summary>
-    public int ColumnIndex(string column)
-    {
-        for (var i = 0; i < Columns.Count; i++)
-        {
-            if (Columns[i] == column) return i;
-        }
-
-        return -1;
-    }
+    public int ColumnIndex(string column) => QueryAnswerSink.IndexOf(Columns, column);
 
     /// <summary>The value as a double; null when the column is missing, the value is null or not a number.</summary>
     public double? GetDouble(int row, string column)
@@ -155,24 +147,10 @@ public sealed record InfluxSeries(
     }
 
     /// <summary>The value as an integer; null when missing, null, or not an integral number.</summary>
-    public long? GetInt64(int row, string column)
-    {
-        var e = Cell(row, column);
-        return e is { ValueKind: JsonValueKind.Number } n && n.TryGetInt64(out var v) ? v : null;
-    }
+    public long? GetInt64(int row, string column) => Cell(row, column)?.AsInt64();
 
     /// <summary>The value as text (strings as they are, other values as JSON); null when missing or null.</summary>
-    public string? GetString(int row, string column)
-    {
-        var e = Cell(row, column);
-        return e switch
-        {
-            null => null,
-            { ValueKind: JsonValueKind.String } s => s.GetString(),
-            { ValueKind: JsonValueKind.Null } => null,
-            { } other => other.GetRawText(),
-        };
-    }
+    public string? GetString(int row, string column) => Cell(row, column)?.AsText();
 
     /// <summary>The time column in nanoseconds (queries use epoch=ns).</summary>
     public long? GetTime(int row) => GetInt64(row, "time");

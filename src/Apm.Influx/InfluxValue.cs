@@ -86,6 +86,17 @@ public readonly struct InfluxValue : IEquatable<InfluxValue>
     };
 
     /// <summary>Strings as they are, other values as JSON (like <see cref="JsonElement.ToString"/>).</summary>
+    /// <summary>Strings as they are, other values as JSON, null for null (as <see cref="InfluxSeries.GetString"/>).</summary>
+    public string? AsText() => ValueKind switch
+    {
+        JsonValueKind.String => _text,
+        JsonValueKind.Null => null,
+        _ => GetRawText(),
+    };
+
+    /// <summary>The value when it is an integral number, else null (as <see cref="InfluxSeries.GetInt64"/>).</summary>
+    public long? AsInt64() => ValueKind == JsonValueKind.Number && _isInteger ? _integer : null;
+
     public override string ToString() => ValueKind == JsonValueKind.String ? _text ?? "" : GetRawText();
 
     /// <inheritdoc/>

@@ -31,6 +31,18 @@ public abstract class QueryAnswerSink
     {
     }
 
+    /// <summary>The index of <paramref name="name"/> in <paramref name="columns"/>, or -1.</summary>
+    public static int IndexOf(IReadOnlyList<string> columns, string name)
+    {
+        ArgumentNullException.ThrowIfNull(columns);
+        for (var i = 0; i < columns.Count; i++)
+        {
+            if (columns[i] == name) return i;
+        }
+
+        return -1;
+    }
+
     /// <summary>A statement's result ended, with its final id and its error (null when it succeeded).</summary>
     public virtual void StatementEnd(int statement, string? error)
     {

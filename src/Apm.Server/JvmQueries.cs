@@ -194,27 +194,11 @@ public sealed class JvmQueries(InfluxQueryClient influx, IOptions<ApiOptions> op
             }
         }
 
-        private InfluxValue? Cell(ReadOnlySpan<InfluxValue> cells, string column)
-        {
-            for (var i = 0; i < _columns.Count && i < cells.Length; i++)
-            {
-                if (_columns[i] == column) return cells[i];
-            }
+        private InfluxValue? Cell(ReadOnlySpan<InfluxValue> cells, string column) =>
+            IndexOf(_columns, column) is var i && i >= 0 && i < cells.Length ? cells[i] : null;
 
-            return null;
-        }
+        private string? Text(ReadOnlySpan<InfluxValue> cells, string column) => Cell(cells, column)?.AsText();
 
-        /// <summary>As <see cref="InfluxSeries.GetString"/>: strings as they are, other values as JSON, null for null.</summary>
-        private string? Text(ReadOnlySpan<InfluxValue> cells, string column) => Cell(cells, column) switch
-        {
-            null => null,
-            { ValueKind: System.Text.Json.JsonValueKind.String } s => s.GetString(),
-            { ValueKind: System.Text.Json.JsonValueKind.Null } => null,
-            { } other => other.GetRawText(),
-        };
-
-        /// <summary>As <see cref="InfluxSeries.GetInt64"/>: an integral number, else null.</summary>
-        private long? Integer(ReadOnlySpan<InfluxValue> cells, string column) =>
-            Cell(cells, column) is { ValueKind: System.Text.Json.JsonValueKind.Number } n && n.TryGetInt64(out var v) ? v : null;
+        private long? Integer(ReadOnlySpan<InfluxValue> cells, string column) => Cell(cells, column)?.AsInt64();
     }
 }

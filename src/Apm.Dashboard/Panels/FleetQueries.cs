@@ -158,16 +158,6 @@ public sealed class FleetQueries(InfluxQueryClient influx, JvmQueries jvms, Aler
 
             _row++;
         }
-
-        private static int IndexOf(IReadOnlyList<string> columns, string name)
-        {
-            for (var i = 0; i < columns.Count; i++)
-            {
-                if (columns[i] == name) return i;
-            }
-
-            return -1;
-        }
     }
 
     /// <summary>One JVM's part of the answer.</summary>
